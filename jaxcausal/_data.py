@@ -1,0 +1,194 @@
+"""`CausalData`: the pytree every estimator takes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from jaxtyping import Array, Float
+
+from ._checks import as_float_array, check_finite, check_ndim, is_concrete
+
+
+def _names(given: Sequence[str] | None, prefix: str, k: int, arg: str) -> tuple[str, ...]:
+    if given is None:
+        return (prefix,) if k == 1 and prefix in ("y", "t") else tuple(f"{prefix}{i}" for i in range(k))
+    names = (given,) if isinstance(given, str) else tuple(given)
+    if len(names) != k:
+        raise ValueError(f"{arg} must name {k} columns; got {len(names)} names {names}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{arg} has duplicate names: {names}")
+    return names
+
+
+def _as_2d(value: Any, name: str) -> jax.Array:
+    arr = as_float_array(value, name)
+    check_ndim(arr, (1, 2), name, "a vector (n_obs,) or a matrix (n_obs, k)")
+    return arr[:, None] if arr.ndim == 1 else arr
+
+
+class CausalData(eqx.Module):
+    """Observational data for a causal question: outcome, treatment(s), covariates, instruments.
+
+    A `CausalData` is an immutable pytree, so it passes through `jit`, `vmap` (stack several data sets
+    with [`jaxcausal.CausalData.stack`][]) and sharding like any array.
+
+    **Arguments:**
+
+    - `y`: outcome, shape `(n_obs,)`.
+    - `t`: treatment(s), shape `(n_obs,)` or `(n_obs, n_treatments)`; stored as `(n_obs, n_treatments)`.
+    - `x`: covariates (confounders), shape `(n_obs, n_features)` or `(n_obs,)` for one covariate.
+    - `z`: optional instruments, shape `(n_obs,)` or `(n_obs, n_instruments)`.
+    - `y_name`, `t_names`, `x_names`, `z_names`: optional column names (used by `summary()` tables).
+
+    Every array must be numeric and finite, and all must have the same number of rows; otherwise a
+    `ValueError` names the offending argument.
+
+    !!! Example
+
+        ```python
+        data = jc.CausalData(y=y, t=d, x=X)
+        data = jc.CausalData.from_pandas(df, y="y", t="d", x=["x1", "x2"])
+        ```
+    """
+
+    y: Float[Array, " n"]
+    t: Float[Array, "n k"]
+    x: Float[Array, "n p"]
+    z: Float[Array, "n m"] | None
+    y_name: str = eqx.field(static=True)
+    t_names: tuple[str, ...] = eqx.field(static=True)
+    x_names: tuple[str, ...] = eqx.field(static=True)
+    z_names: tuple[str, ...] | None = eqx.field(static=True)
+
+    def __init__(
+        self,
+        y: Any,
+        t: Any,
+        x: Any,
+        z: Any = None,
+        *,
+        y_name: str = "y",
+        t_names: Sequence[str] | None = None,
+        x_names: Sequence[str] | None = None,
+        z_names: Sequence[str] | None = None,
+    ):
+        y = as_float_array(y, "y")
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        check_ndim(y, (1,), "y", "a vector of shape (n_obs,)")
+        t = _as_2d(t, "t")
+        x = _as_2d(x, "x")
+        z = None if z is None else _as_2d(z, "z")
+        n = y.shape[0]
+        if n == 0:
+            raise ValueError("y is empty; CausalData needs at least one row")
+        for name, arr in (("t", t), ("x", x), ("z", z)):
+            if arr is not None and arr.shape[0] != n:
+                raise ValueError(
+                    f"{name} has {arr.shape[0]} rows but y has {n}; all arrays need the same rows"
+                )
+        self.y = check_finite(y, "y")
+        self.t = check_finite(t, "t")
+        self.x = check_finite(x, "x")
+        self.z = None if z is None else check_finite(z, "z")
+        self.y_name = str(y_name)
+        self.t_names = _names(t_names, "t", t.shape[1], "t_names")
+        self.x_names = _names(x_names, "x", x.shape[1], "x_names")
+        self.z_names = None if z is None else _names(z_names, "z", z.shape[1], "z_names")
+
+    @property
+    def n_obs(self) -> int:
+        """Number of rows."""
+        return self.y.shape[-1]
+
+    @property
+    def n_treatments(self) -> int:
+        return self.t.shape[-1]
+
+    @property
+    def n_features(self) -> int:
+        return self.x.shape[-1]
+
+    @classmethod
+    def from_pandas(
+        cls,
+        df: pd.DataFrame,
+        *,
+        y: str,
+        t: str | Sequence[str],
+        x: Sequence[str] | str | None = None,
+        z: str | Sequence[str] | None = None,
+    ) -> CausalData:
+        """Builds `CausalData` from the columns of a DataFrame.
+
+        `x=None` takes every column not named as `y`, `t` or `z`. Unknown column names, non-numeric
+        columns and missing values raise a `ValueError` that names the column.
+        """
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"df must be a pandas DataFrame; got {type(df).__name__}")
+        t_cols = [t] if isinstance(t, str) else list(t)
+        z_cols = None if z is None else ([z] if isinstance(z, str) else list(z))
+        if x is None:
+            used = {y, *t_cols, *(z_cols or [])}
+            x_cols = [c for c in df.columns if c not in used]
+        else:
+            x_cols = [x] if isinstance(x, str) else list(x)
+        for arg, cols in (("y", [y]), ("t", t_cols), ("x", x_cols), ("z", z_cols or [])):
+            missing = [c for c in cols if c not in df.columns]
+            if missing:
+                raise ValueError(
+                    f"{arg} names unknown column(s) {missing}; the DataFrame has {list(df.columns)}"
+                )
+            for c in cols:
+                if not (
+                    pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])
+                ):
+                    raise ValueError(
+                        f"column '{c}' (given as {arg}) must be numeric; got dtype {df[c].dtype}"
+                    )
+                values = df[c].to_numpy(dtype=float)
+                if not np.isfinite(values).all():
+                    row = int(np.argwhere(~np.isfinite(values))[0][0])
+                    raise ValueError(
+                        f"column '{c}' (given as {arg}) contains NaN or infinite values "
+                        f"(first at row {row}); expected finite numbers"
+                    )
+        if not x_cols:
+            raise ValueError("x selects no columns; CausalData needs at least one covariate")
+
+        def cols(names: list[str]) -> np.ndarray:
+            return df[names].to_numpy(dtype=float)
+
+        return cls(
+            y=df[y].to_numpy(dtype=float),
+            t=cols(t_cols),
+            x=cols(x_cols),
+            z=None if z_cols is None else cols(z_cols),
+            y_name=y,
+            t_names=t_cols,
+            x_names=x_cols,
+            z_names=z_cols,
+        )
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The data as a DataFrame with the stored column names."""
+        if not is_concrete(self.y) or self.y.ndim != 1:
+            raise ValueError("to_pandas needs a single, concrete data set (not stacked or traced)")
+        parts = {self.y_name: np.asarray(self.y)}
+        for names, arr in ((self.t_names, self.t), (self.x_names, self.x), (self.z_names, self.z)):
+            if arr is not None:
+                parts.update({n: np.asarray(arr[:, i]) for i, n in enumerate(names)})
+        return pd.DataFrame(parts)
+
+    @staticmethod
+    def stack(datasets: Sequence[CausalData]) -> CausalData:
+        """Stacks data sets of equal shapes along a new leading axis (for `vmap`ped studies)."""
+        if not datasets:
+            raise ValueError("datasets is empty")
+        return jax.tree.map(lambda *a: jnp.stack(a), *datasets)

@@ -1,0 +1,80 @@
+"""The learner contract: a configuration Module whose `fit` returns a fitted predictor Module."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from .._checks import as_float_array, check_binary, check_finite, check_ndim, check_weights
+
+
+class AbstractPredictor(eqx.Module):
+    """A fitted nuisance model: called on a batch `(n, p)`, returns predictions `(n,)`.
+
+    Classifiers return the probability of the class 1.
+    """
+
+    @abc.abstractmethod
+    def __call__(self, x: Float[Array, "n p"]) -> Float[Array, " n"]:
+        raise NotImplementedError
+
+
+class AbstractLearner(eqx.Module):
+    """Configuration of a nuisance learner.
+
+    `fit(x, y, *, key, weights=None)` returns an [`jaxcausal.learners.AbstractPredictor`][]. It is a
+    pure function of its inputs, so it can be `vmap`ped over keys and weight masks (one model per
+    fold in one compiled call) and over array-valued hyperparameters. Rows with weight 0 do not
+    influence the fit: a cross-fitting fold is a 0/1 mask over all rows.
+    """
+
+    @property
+    def is_classifier(self) -> bool:
+        """Whether the learner fits binary targets and predicts probabilities."""
+        return False
+
+    @abc.abstractmethod
+    def fit(
+        self,
+        x: Float[Array, "n p"],
+        y: Float[Array, " n"],
+        *,
+        key: PRNGKeyArray,
+        weights: Float[Array, " n"] | None = None,
+    ) -> AbstractPredictor:
+        raise NotImplementedError
+
+
+def prepare_xyw(
+    x: Any, y: Any, weights: Any, *, binary: bool = False, who: str = "learner"
+) -> tuple[Array, Array, Array]:
+    """Validates and converts the arguments of `fit` (shapes, finiteness, binary targets)."""
+    x = as_float_array(x, "x")
+    y = as_float_array(y, "y")
+    if x.ndim == 1:
+        x = x[:, None]
+    check_ndim(x, (2,), "x", "a matrix of shape (n_obs, n_features)")
+    check_ndim(y, (1,), "y", "a vector of shape (n_obs,)")
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x has {x.shape[0]} rows but y has {y.shape[0]}")
+    n = y.shape[0]
+    w = jnp.ones((n,), x.dtype) if weights is None else check_weights(weights, n)
+    x = check_finite(x, "x")
+    y = check_finite(y, "y")
+    if binary:
+        y = check_binary(y, "y", f"for the classifier {who}")
+    return x, y, w
+
+
+def weighted_moments(x: Array, w: Array) -> tuple[Array, Array]:
+    """Weighted column means and standard deviations (std floored to avoid division by zero)."""
+    total = jnp.sum(w)
+    wb = w[:, None] if x.ndim == 2 else w
+    mean = jnp.sum(wb * x, axis=0) / total
+    var = jnp.sum(wb * (x - mean[None] if x.ndim == 2 else x - mean) ** 2, axis=0) / total
+    std = jnp.sqrt(var)
+    return mean, jnp.where(std > 1e-12, std, 1.0)

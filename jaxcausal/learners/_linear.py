@@ -1,0 +1,70 @@
+"""Least squares and ridge regression with an unpenalised intercept, in closed form."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from .._checks import is_concrete
+from ._base import AbstractLearner, AbstractPredictor, prepare_xyw
+
+
+class LinearPredictor(AbstractPredictor):
+    """`x @ coef + intercept` (for classifiers, the logistic function of it when `link="logit"`)."""
+
+    coef: Float[Array, " p"]
+    intercept: Float[Array, ""]
+    logit: bool = eqx.field(static=True, default=False)
+
+    def __call__(self, x: Float[Array, "n p"]) -> Float[Array, " n"]:
+        if x.ndim == 1:
+            x = x[:, None]
+        eta = x @ self.coef + self.intercept
+        return jnp.reciprocal(1.0 + jnp.exp(-eta)) if self.logit else eta
+
+
+@eqx.filter_jit
+def _fit_linear(x, y, w, ridge):
+    total = jnp.sum(w)
+    x_mean = jnp.sum(w[:, None] * x, axis=0) / total
+    y_mean = jnp.sum(w * y) / total
+    sw = jnp.sqrt(w)
+    p = x.shape[1]
+    a = jnp.concatenate([sw[:, None] * (x - x_mean[None, :]), jnp.sqrt(ridge) * jnp.eye(p, dtype=x.dtype)])
+    b = jnp.concatenate([sw * (y - y_mean), jnp.zeros((p,), dtype=x.dtype)])
+    coef = jnp.linalg.lstsq(a, b)[0]
+    return LinearPredictor(coef=coef, intercept=y_mean - x_mean @ coef)
+
+
+class Linear(AbstractLearner):
+    r"""Weighted least squares with an intercept and an optional ridge penalty.
+
+    Minimises $\sum_i w_i (y_i - x_i^\top\beta - \beta_0)^2 + \text{ridge}\,\lVert\beta\rVert_2^2$,
+    the intercept unpenalised, in closed form (a least-squares solve of the augmented system, so
+    collinear columns with `ridge=0` give the minimum-norm solution like scikit-learn's
+    `LinearRegression`; with `ridge > 0` it equals `Ridge(alpha=ridge)` with `sample_weight=w`).
+
+    **Arguments:**
+
+    - `ridge`: non-negative penalty; an array field, so it can be swept with `vmap`.
+    """
+
+    ridge: Float[Array, ""] = eqx.field(default=0.0, converter=jnp.asarray)
+
+    def __check_init__(self):
+        if is_concrete(self.ridge) and float(self.ridge) < 0:
+            raise ValueError(f"ridge must be non-negative, got {float(self.ridge)}")
+
+    def fit(
+        self,
+        x: Float[Array, "n p"],
+        y: Float[Array, " n"],
+        *,
+        key: PRNGKeyArray | None = None,
+        weights: Float[Array, " n"] | None = None,
+    ) -> LinearPredictor:
+        """Fits the regression; `key` is accepted for the common contract and not used."""
+        del key
+        x, y, w = prepare_xyw(x, y, weights)
+        return _fit_linear(x, y, w, jnp.asarray(self.ridge, x.dtype))

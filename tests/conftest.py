@@ -1,0 +1,24 @@
+"""Strict JAX for every test: rank promotion raises, and a `key` fixture.
+
+x64 is switched on for the whole run: the parity tests compare with scikit-learn and DoubleML to
+1e-8, and mixing precisions between tests would make compile caches and tolerances depend on order.
+"""
+
+import jax
+import jax.random as jr
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture
+def key():
+    return jr.key(0)
+
+
+@pytest.fixture
+def getkey():
+    """A callable returning a fresh, deterministic key at each call."""
+    counter = iter(range(10**6))
+    return lambda: jr.key(next(counter))
