@@ -1,4 +1,4 @@
-"""Input validation shared by every layer: eager when values are concrete, `eqx.error_if` under tracing."""
+"""Input validation shared by every layer: eager on concrete values, `eqx.error_if` when traced."""
 
 from __future__ import annotations
 
@@ -77,7 +77,9 @@ def check_weights(weights: Any, n: int, name: str = "weights") -> jax.Array:
     """Validates per-row weights of shape `(n,)`: finite, non-negative, not all zero."""
     w = as_float_array(weights, name)
     if w.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},) (one weight per row); got {tuple(w.shape)}")
+        raise ValueError(
+            f"{name} must have shape ({n},) (one weight per row); got {tuple(w.shape)}"
+        )
     w = check_finite(w, name)
     if is_concrete(w):
         wn = np.asarray(w)

@@ -17,7 +17,11 @@ from ._checks import as_float_array, check_finite, check_ndim, is_concrete
 
 def _names(given: Sequence[str] | None, prefix: str, k: int, arg: str) -> tuple[str, ...]:
     if given is None:
-        return (prefix,) if k == 1 and prefix in ("y", "t") else tuple(f"{prefix}{i}" for i in range(k))
+        return (
+            (prefix,)
+            if k == 1 and prefix in ("y", "t")
+            else tuple(f"{prefix}{i}" for i in range(k))
+        )
     names = (given,) if isinstance(given, str) else tuple(given)
     if len(names) != k:
         raise ValueError(f"{arg} must name {k} columns; got {len(names)} names {names}")
@@ -35,13 +39,14 @@ def _as_2d(value: Any, name: str) -> jax.Array:
 class CausalData(eqx.Module):
     """Observational data for a causal question: outcome, treatment(s), covariates, instruments.
 
-    A `CausalData` is an immutable pytree, so it passes through `jit`, `vmap` (stack several data sets
-    with [`jaxcausal.CausalData.stack`][]) and sharding like any array.
+    A `CausalData` is an immutable pytree, so it passes through `jit`, `vmap` (stack several data
+    sets with [`jaxcausal.CausalData.stack`][]) and sharding like any array.
 
     **Arguments:**
 
     - `y`: outcome, shape `(n_obs,)`.
-    - `t`: treatment(s), shape `(n_obs,)` or `(n_obs, n_treatments)`; stored as `(n_obs, n_treatments)`.
+    - `t`: treatment(s), shape `(n_obs,)` or `(n_obs, n_treatments)`; stored as
+      `(n_obs, n_treatments)`.
     - `x`: covariates (confounders), shape `(n_obs, n_features)` or `(n_obs,)` for one covariate.
     - `z`: optional instruments, shape `(n_obs,)` or `(n_obs, n_instruments)`.
     - `y_name`, `t_names`, `x_names`, `z_names`: optional column names (used by `summary()` tables).
@@ -146,9 +151,7 @@ class CausalData(eqx.Module):
                     f"{arg} names unknown column(s) {missing}; the DataFrame has {list(df.columns)}"
                 )
             for c in cols:
-                if not (
-                    pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])
-                ):
+                if not (pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])):
                     raise ValueError(
                         f"column '{c}' (given as {arg}) must be numeric; got dtype {df[c].dtype}"
                     )

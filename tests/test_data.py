@@ -10,8 +10,13 @@ import jaxcausal as jc
 def _frame(n=6):
     rng = np.random.default_rng(0)
     return pd.DataFrame(
-        {"y": rng.normal(size=n), "d": rng.integers(0, 2, n), "x1": rng.normal(size=n),
-         "x2": rng.normal(size=n), "z": rng.normal(size=n)}
+        {
+            "y": rng.normal(size=n),
+            "d": rng.integers(0, 2, n),
+            "x1": rng.normal(size=n),
+            "x2": rng.normal(size=n),
+            "z": rng.normal(size=n),
+        }
     )
 
 
@@ -56,7 +61,10 @@ def test_is_a_pytree_that_jits_and_stacks():
         ({"y": np.zeros((2, 2)), "t": [0, 1], "x": [[1.0], [2.0]]}, "y must be a vector"),
         ({"y": [1.0, 2.0], "t": np.zeros((2, 1, 1)), "x": [[1.0], [2.0]]}, "t must be a vector"),
         ({"y": ["a", "b"], "t": [0, 1], "x": [[1.0], [2.0]]}, "y must be numeric"),
-        ({"y": [1.0, 2.0], "t": [0, 1], "x": [[1.0], [2.0]], "x_names": ["a", "b"]}, "x_names must name 1"),
+        (
+            {"y": [1.0, 2.0], "t": [0, 1], "x": [[1.0], [2.0]], "x_names": ["a", "b"]},
+            "x_names must name 1",
+        ),
     ],
 )
 def test_bad_arrays_raise_naming_the_argument(kwargs, match):

@@ -1,5 +1,17 @@
 """Nuisance learners: configuration in, a fitted predictor out; every `fit` is vmappable."""
 
 from ._base import AbstractLearner as AbstractLearner, AbstractPredictor as AbstractPredictor
+from ._flax import (
+    FlaxLearner as FlaxLearner,
+    FlaxNet as FlaxNet,
+    FlaxPredictor as FlaxPredictor,
+)
+from ._lasso import (
+    Lasso as Lasso,
+    LassoCV as LassoCV,
+    LassoCVPredictor as LassoCVPredictor,
+    LassoPredictor as LassoPredictor,
+)
 from ._linear import Linear as Linear, LinearPredictor as LinearPredictor
+from ._logistic import Logistic as Logistic, LogisticPredictor as LogisticPredictor
 from ._mlp import MLP as MLP, MLPPredictor as MLPPredictor

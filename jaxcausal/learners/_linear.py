@@ -11,7 +11,7 @@ from ._base import AbstractLearner, AbstractPredictor, prepare_xyw
 
 
 class LinearPredictor(AbstractPredictor):
-    """`x @ coef + intercept` (for classifiers, the logistic function of it when `link="logit"`)."""
+    """`x @ coef + intercept`, or its logistic function when `logit=True`."""
 
     coef: Float[Array, " p"]
     intercept: Float[Array, ""]
@@ -31,7 +31,8 @@ def _fit_linear(x, y, w, ridge):
     y_mean = jnp.sum(w * y) / total
     sw = jnp.sqrt(w)
     p = x.shape[1]
-    a = jnp.concatenate([sw[:, None] * (x - x_mean[None, :]), jnp.sqrt(ridge) * jnp.eye(p, dtype=x.dtype)])
+    penalty = jnp.sqrt(ridge) * jnp.eye(p, dtype=x.dtype)
+    a = jnp.concatenate([sw[:, None] * (x - x_mean[None, :]), penalty])
     b = jnp.concatenate([sw * (y - y_mean), jnp.zeros((p,), dtype=x.dtype)])
     coef = jnp.linalg.lstsq(a, b)[0]
     return LinearPredictor(coef=coef, intercept=y_mean - x_mean @ coef)

@@ -16,7 +16,7 @@ from ._base import AbstractLearner, AbstractPredictor, prepare_xyw, weighted_mom
 
 
 class MLPPredictor(AbstractPredictor):
-    """A trained MLP with the input (and, for regression, target) standardisation it was fitted with.
+    """A trained MLP with the input (and, for regression, target) standardisation of its fit.
 
     `best_step` and `n_steps` record where early stopping took the parameters and how long it ran.
     """
@@ -40,6 +40,8 @@ class MLPPredictor(AbstractPredictor):
 
 
 def _outputs(model, x, key):
+    if model.dropout.p == 0:  # deterministic network: skip the per-row key split
+        return jax.vmap(model)(x)
     return jax.vmap(lambda xi, ki: model(xi, key=ki))(x, jr.split(key, x.shape[0]))
 
 
@@ -50,7 +52,9 @@ def _squared_error(model, data, weights, *, key):
 
 def _log_loss(model, data, weights, *, key):
     x, y = data
-    return train.weighted_mean(optax.sigmoid_binary_cross_entropy(_outputs(model, x, key), y), weights)
+    return train.weighted_mean(
+        optax.sigmoid_binary_cross_entropy(_outputs(model, x, key), y), weights
+    )
 
 
 @eqx.filter_jit
@@ -71,21 +75,39 @@ def _fit_mlp(learner: MLP, x, y, w, key):
     else:
         y_mean, y_scale = weighted_moments(y, w_train)
     net = nn.MLP(
-        x.shape[1], "scalar", learner.width, learner.depth,
-        activation=learner.activation, dropout=learner.dropout, key=k_init,
+        x.shape[1],
+        "scalar",
+        learner.width,
+        learner.depth,
+        activation=learner.activation,
+        dropout=learner.dropout,
+        key=k_init,
     )
     net = jax.tree.map(lambda a: a.astype(x.dtype) if eqx.is_inexact_array(a) else a, net)
     optimiser = optax.adamw(learner.learning_rate, weight_decay=learner.weight_decay)
     data = ((x - x_mean[None, :]) / x_scale[None, :], (y - y_mean) / y_scale)
     result = train.run(
-        _log_loss if learner.classifier else _squared_error, net, data, optimiser, key=k_train, weights=w_train, val_weights=w_val,
-        max_steps=learner.max_steps, batch_size=learner.batch_size,
-        eval_every=learner.eval_every, patience=learner.patience if w_val is not None else None,
+        _log_loss if learner.classifier else _squared_error,
+        net,
+        data,
+        optimiser,
+        key=k_train,
+        weights=w_train,
+        val_weights=w_val,
+        max_steps=learner.max_steps,
+        batch_size=learner.batch_size,
+        eval_every=learner.eval_every,
+        patience=learner.patience if w_val is not None else None,
     )
     return MLPPredictor(
         net=eqx.nn.inference_mode(result.model),
-        x_mean=x_mean, x_scale=x_scale, y_mean=y_mean, y_scale=y_scale,
-        best_step=result.best_step, n_steps=result.n_steps, classifier=learner.classifier,
+        x_mean=x_mean,
+        x_scale=x_scale,
+        y_mean=y_mean,
+        y_scale=y_scale,
+        best_step=result.best_step,
+        n_steps=result.n_steps,
+        classifier=learner.classifier,
     )
 
 

@@ -20,7 +20,9 @@ class GRUEncoder(eqx.Module):
 
     def __call__(self, xs: Float[Array, "time in_size"]) -> Float[Array, " hidden"]:
         if xs.ndim != 2:
-            raise ValueError(f"GRUEncoder expects a sequence of shape (time, features); got {xs.shape}")
+            raise ValueError(
+                f"GRUEncoder expects a sequence of shape (time, features); got {xs.shape}"
+            )
 
         def step(h, x):
             return self.cell(x, h), None

@@ -50,7 +50,9 @@ class MaskedMLP(eqx.Module):
     ):
         adj = np.asarray(adjacency)
         if adj.ndim != 2:
-            raise ValueError(f"adjacency must be a matrix (in_size, out_size); got shape {adj.shape}")
+            raise ValueError(
+                f"adjacency must be a matrix (in_size, out_size); got shape {adj.shape}"
+            )
         if not np.isin(adj, (0, 1)).all():
             raise ValueError("adjacency must hold only 0/1 (or bool) entries")
         if depth < 1:
@@ -62,7 +64,9 @@ class MaskedMLP(eqx.Module):
         w = jr.uniform(k_first, (out_size, width, in_size), minval=-lim, maxval=lim)
         self.mask = mask
         self.first_weight = jnp.where(mask[:, None, :], w, 0.0)
-        self.first_bias = jr.uniform(jr.fold_in(k_first, 1), (out_size, width), minval=-lim, maxval=lim)
+        self.first_bias = jr.uniform(
+            jr.fold_in(k_first, 1), (out_size, width), minval=-lim, maxval=lim
+        )
         keys = jr.split(k_rest, out_size)
         self.rest = eqx.filter_vmap(
             lambda k: MLP(width, "scalar", width, depth - 1, activation=activation, key=k)

@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import equinox as eqx
 import jax
-
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
@@ -18,7 +17,8 @@ class MLP(eqx.Module):
 
     - `in_size`, `out_size`: input and output sizes; `"scalar"` for `out_size` returns shape `()`.
     - `width`, `depth`: hidden width and number of hidden layers (`depth=0` is a linear model).
-    - `activation`: hidden activation (default `jax.nn.gelu`, smooth, which helps nuisance regressions).
+    - `activation`: hidden activation (default `jax.nn.gelu`: smooth, which suits nuisance
+      regressions).
     - `dropout`: dropout rate after each hidden activation (0 disables it). Dropout is active unless
       the module is put in inference mode (`eqx.nn.inference_mode`) or no `key` is given.
     - `key`: initialisation key.
@@ -63,5 +63,3 @@ class MLP(eqx.Module):
             x = self.activation(layer(x))
             x = self.dropout(x, key=k, inference=k is None or self.dropout.inference)
         return self.layers[-1](x)
-
-

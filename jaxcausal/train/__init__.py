@@ -1,4 +1,4 @@
-"""The training engine: one compiled Optax loop with weights, minibatches, early stopping, ensembles."""
+"""The training engine: one compiled Optax loop with weights, minibatches, early stopping."""
 
 from ._loop import (
     LossFn as LossFn,

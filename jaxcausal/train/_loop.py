@@ -102,8 +102,8 @@ def _fit_one(
     filter_spec: Any,
 ) -> TrainResult:
     # The loop runs in chunks of `eval_every` steps (a `scan`), with one validation pass after each
-    # chunk. Branch-free on purpose: under `vmap` a `lax.cond` with a batched predicate evaluates both
-    # branches, which would run the validation pass at every step of every ensemble member.
+    # chunk. Branch-free on purpose: under `vmap` a `lax.cond` with a batched predicate evaluates
+    # both branches, which would run the validation pass at every step of every ensemble member.
     n = weights.shape[0]
     params, static = eqx.partition(model, filter_spec)
     full_batch = batch_size is None or batch_size >= n
@@ -189,7 +189,9 @@ def _check_args(max_steps, batch_size, eval_every, patience):
     if max_steps < 1:
         raise ValueError(f"max_steps must be at least 1, got {max_steps}")
     if batch_size is not None and batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1 (or None for full batch), got {batch_size}")
+        raise ValueError(
+            f"batch_size must be at least 1 (or None for full batch), got {batch_size}"
+        )
     if eval_every < 1:
         raise ValueError(f"eval_every must be at least 1, got {eval_every}")
     if patience is not None and patience < 1:
@@ -230,8 +232,19 @@ def run(
     """
     _check_args(max_steps, batch_size, eval_every, patience)
     return _fit_one(
-        loss_fn, model, data, optimiser, key, weights, val_weights,
-        max_steps, batch_size, eval_every, patience, progress, filter_spec,
+        loss_fn,
+        model,
+        data,
+        optimiser,
+        key,
+        weights,
+        val_weights,
+        max_steps,
+        batch_size,
+        eval_every,
+        patience,
+        progress,
+        filter_spec,
     )
 
 
@@ -263,7 +276,8 @@ def fit(
     - `optimiser`: an Optax `GradientTransformation`; reuse the same object to avoid recompiling.
     - `key`: draws the minibatches and is passed to `loss_fn` (for dropout or sampling).
     - `weights`: per-row training weights `(n,)` (a fold is a 0/1 mask); default all ones.
-    - `val_weights`: per-row validation weights `(n,)`; enables early stopping and best-model keeping.
+    - `val_weights`: per-row validation weights `(n,)`; enables early stopping and keeping the
+      best model.
     - `max_steps`: number of optimiser updates at most.
     - `batch_size`: minibatch size; `None` uses all rows every step (full batch). Minibatch rows are
       drawn with replacement with probability proportional to their weight (so the minibatch loss
@@ -285,8 +299,19 @@ def fit(
         val_weights = check_weights(val_weights, n, "val_weights")
     with progress_bar(max_steps, progress):
         result = _fit_one_jit(
-            loss_fn, model, data, optimiser, key, weights, val_weights,
-            max_steps, batch_size, eval_every, patience, progress, filter_spec,
+            loss_fn,
+            model,
+            data,
+            optimiser,
+            key,
+            weights,
+            val_weights,
+            max_steps,
+            batch_size,
+            eval_every,
+            patience,
+            progress,
+            filter_spec,
         )
         if progress:
             jax.block_until_ready(result)
@@ -341,8 +366,19 @@ def fit_ensemble(
     keys = jr.split(key, members)
     with progress_bar(max_steps, progress):
         result = _fit_many(
-            loss_fn, models, data, optimiser, keys, weights, val_weights,
-            max_steps, batch_size, eval_every, patience, progress, filter_spec,
+            loss_fn,
+            models,
+            data,
+            optimiser,
+            keys,
+            weights,
+            val_weights,
+            max_steps,
+            batch_size,
+            eval_every,
+            patience,
+            progress,
+            filter_spec,
         )
         if progress:
             jax.block_until_ready(result)

@@ -89,6 +89,6 @@ def test_heads_and_gru(key):
     for x in xs:
         manual = gru.cell(x, manual)
     assert jnp.allclose(h, manual)
-    # Under the test suite's jaxtyping check the annotation rejects it first; both messages say "time".
+    # Under the jaxtyping check the annotation rejects it first; both messages say "time".
     with pytest.raises((ValueError, TypeError), match="time"):
         gru(jnp.ones(3))

@@ -39,7 +39,9 @@ def test_full_batch_gradient_descent_matches_a_hand_written_loop(key):
     x, y = _linear_data()
     model = Affine(jnp.zeros(3), jnp.zeros(()))
     lr, steps = 0.1, 25
-    res = jc.train.fit(squared_loss, model, (x, y), optax.sgd(lr), key=key, max_steps=steps, eval_every=5)
+    res = jc.train.fit(
+        squared_loss, model, (x, y), optax.sgd(lr), key=key, max_steps=steps, eval_every=5
+    )
     w, b = np.zeros(3), 0.0
     xn, yn = np.asarray(x), np.asarray(y)
     for _ in range(steps):
@@ -77,10 +79,16 @@ def test_minibatch_training_ignores_rows_with_zero_weight(key):
     mask = (jnp.arange(200) % 2 == 1).astype(float)
     model = Affine(jnp.zeros(3), jnp.zeros(()))
     res = jc.train.fit(
-        squared_loss, model, (x, poisoned), optax.adam(0.05), key=key, weights=mask,
-        max_steps=400, batch_size=16,
+        squared_loss,
+        model,
+        (x, poisoned),
+        optax.adam(0.05),
+        key=key,
+        weights=mask,
+        max_steps=400,
+        batch_size=16,
     )
-    # The poisoned rows would drag the intercept towards 1e6; the clean fit is within noise of truth.
+    # The poisoned rows would drag the intercept towards 1e6; the clean fit is near the truth.
     np.testing.assert_allclose(res.model.w, [1.0, 2.0, 3.0], atol=0.1)
     assert abs(float(res.model.b) - 0.5) < 0.1
 
@@ -92,8 +100,16 @@ def test_early_stopping_keeps_the_best_parameters(key):
     val = (jnp.arange(60) >= 30).astype(float)
     model = Affine(jnp.zeros(40), jnp.zeros(()))
     res = jc.train.fit(
-        squared_loss, model, (x, y), optax.adam(0.05), key=key, weights=1.0 - val,
-        val_weights=val, max_steps=2000, eval_every=5, patience=10,
+        squared_loss,
+        model,
+        (x, y),
+        optax.adam(0.05),
+        key=key,
+        weights=1.0 - val,
+        val_weights=val,
+        max_steps=2000,
+        eval_every=5,
+        patience=10,
     )
     hist = np.asarray(res.val_loss)
     seen = hist[~np.isnan(hist)]
@@ -102,7 +118,7 @@ def test_early_stopping_keeps_the_best_parameters(key):
     best_val = squared_loss(res.model, (x, y), val, key=key)
     np.testing.assert_allclose(best_val, seen.min(), rtol=1e-10)
     assert seen[-1] > seen.min()
-    assert np.isnan(np.asarray(res.train_loss)[int(res.n_steps):]).all()
+    assert np.isnan(np.asarray(res.train_loss)[int(res.n_steps) :]).all()
 
 
 def _make_mlp(k):
@@ -126,12 +142,19 @@ def test_ensemble_of_50_masked_mlps_equals_fitting_them_one_by_one(key):
     for e in range(members):
         model_e = jax.tree.map(lambda a: a[e] if eqx.is_array(a) else a, models)
         one = jc.train.fit(
-            mlp_loss, model_e, (x, y), opt, key=keys[e], weights=masks[e], val_weights=val[e],
+            mlp_loss,
+            model_e,
+            (x, y),
+            opt,
+            key=keys[e],
+            weights=masks[e],
+            val_weights=val[e],
             **settings,
         )
         pred_one = jax.vmap(eqx.nn.inference_mode(one.model))(x)
-        pred_ens = jax.vmap(eqx.nn.inference_mode(jax.tree.map(
-            lambda a: a[e] if eqx.is_array(a) else a, ens.model)))(x)
+        pred_ens = jax.vmap(
+            eqx.nn.inference_mode(jax.tree.map(lambda a: a[e] if eqx.is_array(a) else a, ens.model))
+        )(x)
         np.testing.assert_allclose(pred_ens, pred_one, rtol=1e-8, atol=1e-8)
         assert int(one.best_step) == int(ens.best_step[e])
     # The single fits compiled once (the first of them); the loop did not recompile per member.
