@@ -6,7 +6,18 @@ Optax loop, and folds, repetitions, replications and interventions are `vmap`-ba
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from . import learners as learners, nn as nn, train as train
+from . import (
+    datasets as datasets,
+    dml as dml,
+    hybrid as hybrid,
+    learners as learners,
+    metrics as metrics,
+    nn as nn,
+    parallel as parallel,
+    scm as scm,
+    te as te,
+    train as train,
+)
 from ._data import CausalData as CausalData
 
 try:

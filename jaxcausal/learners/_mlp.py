@@ -119,7 +119,10 @@ class MLP(AbstractLearner):
     minibatches drawn from the key, and stops early on a validation split drawn from the key among
     the rows with positive weight, keeping the best parameters. The defaults (a smooth activation,
     weight decay, early stopping) are chosen for nuisance regressions in double machine learning,
-    where an over- or under-fitted nuisance biases the estimate.
+    where an over- or under-fitted nuisance biases the estimate: a narrow network (width 32) and a
+    small learning rate (1e-3) gave the least biased PLR estimates and the best interval coverage
+    among the settings compared in `benchmarks/dml_mlp_defaults.py` (make_plr_CCDDHNR2018,
+    n = 2000, 20 covariates, 64 data sets), at a third of the cost of width 64.
 
     **Arguments:**
 
@@ -134,12 +137,12 @@ class MLP(AbstractLearner):
       without improvement.
     """
 
-    width: int = eqx.field(static=True, default=64)
+    width: int = eqx.field(static=True, default=32)
     depth: int = eqx.field(static=True, default=2)
     classifier: bool = eqx.field(static=True, default=False)
     activation: Callable = eqx.field(static=True, default=jax.nn.gelu)
     dropout: float = eqx.field(static=True, default=0.0)
-    learning_rate: Float[Array, ""] = eqx.field(default=3e-3, converter=jnp.asarray)
+    learning_rate: Float[Array, ""] = eqx.field(default=1e-3, converter=jnp.asarray)
     weight_decay: Float[Array, ""] = eqx.field(default=1e-3, converter=jnp.asarray)
     max_steps: int = eqx.field(static=True, default=2000)
     batch_size: int | None = eqx.field(static=True, default=256)

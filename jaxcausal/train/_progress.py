@@ -28,7 +28,7 @@ def progress_bar(total: int, enabled: bool):
     if not enabled:
         yield
         return
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     bar = tqdm(total=total, desc="training", unit="step")
     _BAR.append(bar)

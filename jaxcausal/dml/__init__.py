@@ -1,0 +1,30 @@
+"""Double machine learning: PLR, IRM, PLIV and CATE with vmap-batched cross-fitting.
+
+Scores, estimates, standard errors and the aggregation over repeated cross-fitting follow
+DoubleML 0.11 term for term; every learner of every fold and repetition is fitted in one compiled
+call.
+"""
+
+from ._base import AbstractDML as AbstractDML
+from ._cate import CATE as CATE, CATEResult as CATEResult
+from ._crossfit import draw_folds as draw_folds
+from ._inference import (
+    AbstractBootstrap as AbstractBootstrap,
+    BayesBootstrap as BayesBootstrap,
+    NormalBootstrap as NormalBootstrap,
+    WildBootstrap as WildBootstrap,
+)
+from ._irm import IRM as IRM
+from ._pliv import PLIV as PLIV
+from ._plr import PLR as PLR
+from ._result import BootstrapResult as BootstrapResult, DMLResult as DMLResult
+from ._scores import (
+    ATE as ATE,
+    ATTE as ATTE,
+    AbstractIRMScore as AbstractIRMScore,
+    AbstractPartiallyLinearScore as AbstractPartiallyLinearScore,
+    AbstractScore as AbstractScore,
+    IVType as IVType,
+    PartiallingOut as PartiallingOut,
+)
+from ._simulate import simulate as simulate

@@ -1,0 +1,138 @@
+"""Cross-fitting with weight masks: every fold of every repetition fitted in one `vmap`.
+
+A fold split is an int array of fold ids `(n_rep, n_obs)`. Fold `f` of repetition `r` trains on the
+rows whose id differs from `f` (a 0/1 weight mask over all rows) and predicts the rows whose id is
+`f`, so all fits have the same shapes and run as one batched computation.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+from ..learners import AbstractLearner
+
+
+def draw_folds(key: PRNGKeyArray, n_obs: int, n_folds: int, n_rep: int) -> Int[Array, "n_rep n"]:
+    """Fold ids `(n_rep, n_obs)` drawn from `key`: each repetition is a random balanced split.
+
+    Fold sizes differ by at most one row, as in scikit-learn's `KFold`.
+    """
+    base = jnp.arange(n_obs) % n_folds
+    return jax.vmap(lambda k: jr.permutation(k, base))(jr.split(key, n_rep))
+
+
+def check_folds(folds, n_obs: int, n_folds: int, n_rep: int) -> Int[Array, "n_rep n"]:
+    """Validates user-given fold ids: shape `(n_rep, n_obs)`, integers in `[0, n_folds)`, no
+    empty fold."""
+    arr = jnp.asarray(folds)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.shape != (n_rep, n_obs):
+        raise ValueError(
+            f"folds must have shape (n_rep, n_obs) = ({n_rep}, {n_obs}); got {tuple(arr.shape)}"
+        )
+    if not jnp.issubdtype(arr.dtype, jnp.integer):
+        raise TypeError(f"folds must hold integer fold ids; got dtype {arr.dtype}")
+    if isinstance(arr, jax.core.Tracer):
+        return arr
+    host = np.asarray(arr)
+    if host.min() < 0 or host.max() >= n_folds:
+        raise ValueError(
+            f"folds must hold ids in [0, n_folds) = [0, {n_folds}); got values from "
+            f"{host.min()} to {host.max()}"
+        )
+    for r in range(n_rep):
+        counts = np.bincount(host[r], minlength=n_folds)
+        if (counts == 0).any():
+            f = int(np.argmin(counts))
+            raise ValueError(f"fold {f} of repetition {r} in folds is empty; every fold needs rows")
+        if (counts == n_obs).any():
+            raise ValueError(f"repetition {r} of folds puts every row in one fold")
+    return arr
+
+
+def holdout_masks(folds: Int[Array, "n_rep n"], n_folds: int) -> Float[Array, "n_rep n_folds n"]:
+    """0/1 masks of the rows each fold predicts (its test rows)."""
+    ids = jnp.arange(n_folds)
+    return (folds[:, None, :] == ids[None, :, None]).astype(jnp.result_type(float))
+
+
+def crossfit(
+    learner: AbstractLearner,
+    x: Float[Array, "k n p"],
+    y: Float[Array, "k n_rep n"],
+    train: Float[Array, "k n_rep n_folds n"],
+    test: Float[Array, "n_rep n_folds n"],
+    key: PRNGKeyArray,
+) -> Float[Array, "k n_rep n"]:
+    """Out-of-fold predictions of `learner` for every treatment, repetition and fold.
+
+    All `k * n_rep * n_folds` fits are one `eqx.filter_vmap` of `learner.fit` over keys, targets
+    and training masks (nested in a `vmap` over the treatments' covariate matrices); each fitted
+    model predicts every row, and the test masks pick the out-of-fold predictions.
+
+    **Arguments:**
+
+    - `learner`: the nuisance learner.
+    - `x`: covariates per treatment `(k, n, p)` (for several treatments the other treatments join
+      the covariates).
+    - `y`: targets per treatment and repetition `(k, n_rep, n)`.
+    - `train`: training weights `(k, n_rep, n_folds, n)`.
+    - `test`: test masks `(n_rep, n_folds, n)`.
+    - `key`: key split into one key per fit.
+
+    **Returns:** out-of-fold predictions `(k, n_rep, n)`.
+    """
+    k, n_rep, n_folds, n = train.shape
+    members = n_rep * n_folds
+    keys = jr.split(key, k * members).reshape(k, members)
+    targets = jnp.broadcast_to(y[:, :, None, :], (k, n_rep, n_folds, n)).reshape(k, members, n)
+
+    def one(xj, yj, w, kj):
+        return learner.fit(xj, yj, key=kj, weights=w)(xj)
+
+    per_treatment = eqx.filter_vmap(one, in_axes=(None, 0, 0, 0))
+    preds = eqx.filter_vmap(per_treatment)(x, targets, train.reshape(k, members, n), keys)
+    return jnp.sum(preds.reshape(k, n_rep, n_folds, n) * test[None], axis=2)
+
+
+def covariates_per_treatment(
+    x: Float[Array, "n p"], t: Float[Array, "n k"]
+) -> Float[Array, "k n q"]:
+    """For treatment `j`, the covariates followed by the other treatments (DoubleML's rule)."""
+    k = t.shape[1]
+    if k == 1:
+        return x[None]
+    blocks = []
+    for j in range(k):
+        others = [i for i in range(k) if i != j]
+        blocks.append(jnp.concatenate([x, t[:, others]], axis=1))
+    return jnp.stack(blocks)
+
+
+def nuisance_loss(
+    target: Float[Array, "k n"] | Float[Array, "k n_rep n"],
+    pred: Float[Array, "k n_rep n"],
+    rows: Float[Array, "k n"] | None,
+    classifier: bool,
+) -> Float[Array, "k n_rep"]:
+    """Out-of-fold loss per treatment and repetition: RMSE for regressions, log-loss for
+    classifiers, over `rows` (all rows when `None`)."""
+    if target.ndim == 2:
+        target = target[:, None, :]
+    target = jnp.broadcast_to(target, pred.shape)
+    if rows is None:
+        w = jnp.ones(pred.shape, pred.dtype)
+    else:
+        w = jnp.broadcast_to(rows[:, None], pred.shape)
+    if classifier:
+        eps = jnp.finfo(pred.dtype).eps
+        p = jnp.clip(pred, eps, 1.0 - eps)
+        values = -(target * jnp.log(p) + (1.0 - target) * jnp.log1p(-p))
+        return jnp.sum(w * values, axis=-1) / jnp.sum(w, axis=-1)
+    return jnp.sqrt(jnp.sum(w * (target - pred) ** 2, axis=-1) / jnp.sum(w, axis=-1))

@@ -1,0 +1,122 @@
+"""The interactive regression model for a binary treatment."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from .._checks import check_binary
+from .._data import CausalData
+from ..learners import AbstractLearner
+from ._base import AbstractDML, Nuisance, all_finite, broadcast_to_krn
+from ._crossfit import crossfit, nuisance_loss
+from ._plr import _check_common
+from ._scores import ATE, AbstractIRMScore
+
+
+def normalize_ipw(m_hat: Float[Array, "*b n"], d: Float[Array, "*b n"]) -> Float[Array, "*b n"]:
+    """DoubleML's normalisation of the inverse probability weights (Hajek-type weights)."""
+    mean1 = jnp.mean(d / m_hat, axis=-1, keepdims=True)
+    mean0 = jnp.mean((1.0 - d) / (1.0 - m_hat), axis=-1, keepdims=True)
+    return d * m_hat * mean1 + (1.0 - d) * (1.0 - (1.0 - m_hat) * mean0)
+
+
+class IRM(AbstractDML):
+    r"""Interactive regression model: $Y = g_0(D, X) + U$, $D = 1\{\cdot\}$ with propensity
+    $m_0(X) = P(D = 1 \mid X)$.
+
+    The outcome regressions $g_0(0, X)$ and $g_0(1, X)$ (learner `ml_g`, fitted on the untreated
+    and the treated rows of each training fold: the fold mask times the treatment indicator) and
+    the propensity $m_0(X)$ (`ml_m`, clipped to `[trimming, 1 - trimming]`) are cross-fitted, and
+    the doubly robust score of [`jaxcausal.dml.ATE`][] or [`jaxcausal.dml.ATTE`][] is solved, as in
+    DoubleML's `DoubleMLIRM`. External prediction names are `ml_g0`, `ml_g1` and `ml_m`.
+
+    **Arguments:**
+
+    - `ml_g`: outcome learner (regression).
+    - `ml_m`: propensity learner, usually a classifier such as `jc.learners.Logistic()`.
+    - `score`: `ATE()` (default) or `ATTE()`.
+    - `trimming`: propensities are clipped to `[trimming, 1 - trimming]` (0 disables it).
+    - `normalize_ipw`: normalise the inverse probability weights (DoubleML's option).
+    - `n_folds`, `n_rep`: folds and repetitions of cross-fitting.
+
+    ```python
+    est = jc.dml.IRM(jc.learners.MLP(), jc.learners.Logistic(), score=jc.dml.ATTE())
+    res = est.fit(data, key=jr.key(0))
+    ```
+    """
+
+    ml_g: AbstractLearner | None
+    ml_m: AbstractLearner | None
+    score: AbstractIRMScore = ATE()
+    trimming: float = eqx.field(static=True, default=0.01)
+    normalize_ipw: bool = eqx.field(static=True, default=False)
+    n_folds: int = eqx.field(static=True, default=5)
+    n_rep: int = eqx.field(static=True, default=1)
+
+    def __check_init__(self):
+        for name in ("ml_g", "ml_m"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, AbstractLearner):
+                raise TypeError(f"{name} must be a jaxcausal learner or None; got {value!r}")
+        if not isinstance(self.score, AbstractIRMScore):
+            raise TypeError(
+                f"score must be ATE() or ATTE(); got {self.score!r} (scores are objects, not "
+                "strings)"
+            )
+        if not 0.0 <= self.trimming < 0.5:
+            raise ValueError(f"trimming must be in [0, 0.5), got {self.trimming}")
+        _check_common(self)
+
+    @property
+    def learner_names(self) -> tuple[str, ...]:
+        return ("ml_g0", "ml_g1", "ml_m")
+
+    def check_data(self, data: CausalData) -> None:
+        if data.z is not None:
+            raise ValueError("data has instruments z; IRM takes no instruments")
+        names = ", ".join(data.t_names)
+        check_binary(data.t, "t", f"for IRM (treatment {names})")
+
+    def nuisance(self, data, xs, test, key, external):
+        k, n_rep = data.t.shape[-1], test.shape[0]
+        d = check_binary(data.t.T, "t", "for IRM")
+        train = jnp.broadcast_to(1.0 - test[None], (k, *test.shape))
+        treated = d[:, None, None, :]
+        y_b = broadcast_to_krn(data.y, k, n_rep)
+        d_b = broadcast_to_krn(d, k, n_rep)
+        # One key for every learner of a fold (common random numbers, as in PLR).
+        keys = dict.fromkeys(self.learner_names, key)
+
+        def get(name, learner, target, weights):
+            if name in external:
+                return external[name]
+            if learner is None:
+                raise ValueError(
+                    f"{name[:4]} is None and no external predictions for {name} were given"
+                )
+            return crossfit(learner, xs, target, weights, test, keys[name])
+
+        preds = {
+            "ml_g0": get("ml_g0", self.ml_g, y_b, train * (1.0 - treated)),
+            "ml_g1": get("ml_g1", self.ml_g, y_b, train * treated),
+            "ml_m": get("ml_m", self.ml_m, d_b, train),
+        }
+        m_classifier = self.ml_m is not None and self.ml_m.is_classifier
+        losses = {
+            "ml_g0": nuisance_loss(y_b, preds["ml_g0"], 1.0 - d, False),
+            "ml_g1": nuisance_loss(y_b, preds["ml_g1"], d, False),
+            "ml_m": nuisance_loss(d_b, preds["ml_m"], None, m_classifier),
+        }
+        m_hat = jnp.clip(preds["ml_m"], self.trimming, 1.0 - self.trimming)
+        checks = {f"finite:{name}": all_finite(p) for name, p in preds.items()}
+        checks["propensity:ml_m"] = jnp.all((m_hat > 0.0) & (m_hat < 1.0), axis=-1)
+        if "ml_g0" not in external:
+            checks["untreated:ml_g"] = jnp.sum(train * (1.0 - treated), axis=-1) > 0
+        if "ml_g1" not in external:
+            checks["treated:ml_g"] = jnp.sum(train * treated, axis=-1) > 0
+        if self.normalize_ipw:
+            m_hat = normalize_ipw(m_hat, d_b)
+        psi_a, psi_b = self.score.irm(y_b, d_b, preds["ml_g0"], preds["ml_g1"], m_hat)
+        return Nuisance(psi_a=psi_a, psi_b=psi_b, predictions=preds, losses=losses, checks=checks)

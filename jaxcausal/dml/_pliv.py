@@ -1,0 +1,136 @@
+"""The partially linear instrumental-variable regression model."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from .._data import CausalData
+from ..learners import AbstractLearner
+from ._base import AbstractDML, Nuisance, all_finite, broadcast_to_krn
+from ._crossfit import crossfit, nuisance_loss
+from ._plr import _check_common
+from ._scores import AbstractPartiallyLinearScore, PartiallingOut
+
+
+def _project(w_hat: Float[Array, " n"], v_hat: Float[Array, "n m"]) -> Float[Array, " n"]:
+    """Fitted values of the least-squares regression (with intercept) of `w_hat` on `v_hat`."""
+    v_mean = jnp.mean(v_hat, axis=0)
+    w_mean = jnp.mean(w_hat)
+    vc = v_hat - v_mean[None, :]
+    coef = jnp.linalg.lstsq(vc, w_hat - w_mean)[0]
+    return w_mean + vc @ coef
+
+
+class PLIV(AbstractDML):
+    r"""Partially linear IV regression: $Y = \theta D + g_0(X) + \zeta$ with
+    $E[\zeta \mid Z, X] = 0$.
+
+    The nuisances $\ell_0(X) = E[Y|X]$ (`ml_l`), $m_0(X) = E[Z|X]$ (`ml_m`, one fit per
+    instrument) and $r_0(X) = E[D|X]$ (`ml_r`) are cross-fitted. With one instrument the score uses
+    $Z - m(X)$; with several, DoubleML's rule: the linear projection of $D - r(X)$ on all
+    instrument residuals. [`jaxcausal.dml.IVType`][] (one instrument) also needs `ml_g`. External
+    prediction names are `ml_l`, `ml_m` (one instrument) or `ml_m_<instrument name>`, `ml_r`,
+    `ml_g`.
+
+    **Arguments:**
+
+    - `ml_l`, `ml_m`, `ml_r`: learners of $E[Y|X]$, $E[Z|X]$, $E[D|X]$.
+    - `ml_g`: learner of $E[Y - \theta D|X]$ for the IV-type score (default: `ml_l`).
+    - `score`: `PartiallingOut()` (default) or `IVType()`.
+    - `n_folds`, `n_rep`: folds and repetitions of cross-fitting.
+
+    *Reference:* Chernozhukov et al. (2018), Section 4.2.
+    """
+
+    ml_l: AbstractLearner | None
+    ml_m: AbstractLearner | None
+    ml_r: AbstractLearner | None
+    ml_g: AbstractLearner | None = None
+    score: AbstractPartiallyLinearScore = PartiallingOut()
+    n_folds: int = eqx.field(static=True, default=5)
+    n_rep: int = eqx.field(static=True, default=1)
+
+    def __check_init__(self):
+        for name in ("ml_l", "ml_m", "ml_r", "ml_g"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, AbstractLearner):
+                raise TypeError(f"{name} must be a jaxcausal learner or None; got {value!r}")
+        if not isinstance(self.score, AbstractPartiallyLinearScore):
+            raise TypeError(f"score must be PartiallingOut() or IVType(); got {self.score!r}")
+        _check_common(self)
+
+    @property
+    def learner_names(self) -> tuple[str, ...]:
+        return ("ml_l", "ml_m", "ml_r", "ml_g")
+
+    def check_data(self, data: CausalData) -> None:
+        if data.z is None:
+            raise ValueError("PLIV needs instruments: data.z is None (pass z= to CausalData)")
+        if self.score.needs_g and data.z.shape[-1] > 1:
+            raise ValueError(
+                f"IVType() needs exactly one instrument; data has {data.z.shape[-1]} "
+                f"({data.z_names}); use PartiallingOut()"
+            )
+
+    def nuisance(self, data, xs, test, key, external):
+        k, n_rep = data.t.shape[-1], test.shape[0]
+        d = data.t.T
+        n_z = data.z.shape[-1]
+        train = jnp.broadcast_to(1.0 - test[None], (k, *test.shape))
+        y_b = broadcast_to_krn(data.y, k, n_rep)
+        d_b = broadcast_to_krn(d, k, n_rep)
+        # One key for every learner of a fold (common random numbers, as in PLR).
+        k_l = k_m = k_r = k_g = key
+
+        def get(name, learner, target, key):
+            if name in external:
+                return external[name]
+            if learner is None:
+                raise ValueError(f"{name} is None and no external predictions for it were given")
+            return crossfit(learner, xs, target, train, test, key)
+
+        preds, losses = {}, {}
+        preds["ml_l"] = get("ml_l", self.ml_l, y_b, k_l)
+        losses["ml_l"] = nuisance_loss(y_b, preds["ml_l"], None, False)
+        z_names = ["ml_m"] if n_z == 1 else [f"ml_m_{z}" for z in data.z_names]
+        if all(name in external for name in z_names):
+            m_all = jnp.stack([external[name] for name in z_names], axis=-1)
+        else:
+            if self.ml_m is None:
+                raise ValueError("ml_m is None and no external predictions for it were given")
+            z_b = jax.vmap(lambda zc: broadcast_to_krn(zc, k, n_rep))(data.z.T)
+            m_all = jax.vmap(lambda zb, kz: crossfit(self.ml_m, xs, zb, train, test, kz))(
+                z_b, jnp.broadcast_to(k_m, (n_z, *k_m.shape))
+            )
+            m_all = jnp.moveaxis(m_all, 0, -1)
+        for i, name in enumerate(z_names):
+            preds[name] = m_all[..., i]
+            losses[name] = nuisance_loss(
+                broadcast_to_krn(data.z[:, i], k, n_rep), m_all[..., i], None, False
+            )
+        preds["ml_r"] = get("ml_r", self.ml_r, d_b, k_r)
+        losses["ml_r"] = nuisance_loss(d_b, preds["ml_r"], None, False)
+        w_hat = d_b - preds["ml_r"]
+        z_res = data.z[None, None] - m_all
+        if n_z == 1:
+            v_hat = z_res[..., 0]
+        else:
+            v_hat = jax.vmap(jax.vmap(_project))(w_hat, z_res)
+        g_hat = None
+        if self.score.needs_g:
+            if "ml_g" in external:
+                g_hat, target = external["ml_g"], y_b
+            else:
+                a0, b0 = PartiallingOut().pliv(y_b, d_b, v_hat, w_hat, preds["ml_l"], None)
+                theta0 = -jnp.mean(b0, axis=-1) / jnp.mean(a0, axis=-1)
+                target = y_b - theta0[..., None] * d_b
+                g_learner = self.ml_g if self.ml_g is not None else self.ml_l
+                g_hat = get("ml_g", g_learner, target, k_g)
+            preds["ml_g"] = g_hat
+            losses["ml_g"] = nuisance_loss(target, g_hat, None, False)
+        psi_a, psi_b = self.score.pliv(y_b, d_b, v_hat, w_hat, preds["ml_l"], g_hat)
+        checks = {f"finite:{name}": all_finite(p) for name, p in preds.items()}
+        return Nuisance(psi_a=psi_a, psi_b=psi_b, predictions=preds, losses=losses, checks=checks)

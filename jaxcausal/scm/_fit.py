@@ -1,0 +1,165 @@
+"""`fit`: learns the mechanisms of an SCM over a known graph from data."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import optax
+import pandas as pd
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
+
+from .._checks import as_float_array, check_finite, check_weights
+from ..nn import MLP
+from ..train import fit_ensemble, weighted_mean
+from ._mechanisms import AdditiveNoiseMLPProgram, LinearGaussianProgram
+from ._scm import SCM
+
+
+def data_matrix(scm: SCM, data: Any, argument: str = "data") -> Float[Array, "n d"]:
+    """Stacks the graph's columns of a DataFrame or dict into an `(n, d)` array (graph order)."""
+    if isinstance(data, pd.DataFrame):
+        cols = {c: data[c].to_numpy() for c in data.columns}
+    elif isinstance(data, Mapping):
+        cols = dict(data)
+    else:
+        raise TypeError(
+            f"{argument} must be a pandas DataFrame or a dict {{name: (n,) values}}; got "
+            f"{type(data).__name__}"
+        )
+    missing = [v for v in scm.graph.names if v not in cols]
+    if missing:
+        raise ValueError(f"{argument} has no columns for nodes {missing}; it has {list(cols)}")
+    arrs = [as_float_array(cols[v], f"{argument}[{v!r}]") for v in scm.graph.names]
+    shapes = {v: tuple(a.shape) for v, a in zip(scm.graph.names, arrs)}
+    if any(len(s) != 1 for s in shapes.values()) or len(set(shapes.values())) != 1:
+        raise ValueError(f"{argument} columns must be 1-d arrays of one length; got {shapes}")
+    x = jnp.stack(arrs, axis=1)
+    return check_finite(x, argument)
+
+
+@jax.jit
+def _fit_linear(x, w, mask):
+    # Weighted least squares per node on [1, parents]; non-parent columns get an identity row in
+    # the normal equations, so their coefficients are exactly zero.
+    n, d = x.shape
+    design = jnp.concatenate([jnp.ones((n, 1), x.dtype), x], axis=1)
+
+    def one(mj, y):
+        keep = jnp.concatenate([jnp.ones((1,), bool), mj])
+        xd = jnp.where(keep[None, :], design, 0.0)
+        a = (xd * w[:, None]).T @ xd + jnp.diag(jnp.where(keep, 0.0, 1.0))
+        beta = jnp.linalg.solve(a, (xd * w[:, None]).T @ y)
+        resid = y - xd @ beta
+        return beta, jnp.sqrt(weighted_mean(resid**2, w))
+
+    beta, scale = jax.vmap(one, in_axes=(1, 1))(mask, x)
+    return beta[:, 1:].T, beta[:, 0], scale
+
+
+class _NodeNet(eqx.Module):
+    """Node `j`'s network for ensemble training: its MLP, parent mask and one-hot target column
+    (booleans, so the optimiser leaves them alone); stacked over nodes on a leading axis."""
+
+    mlp: MLP
+    mask: Bool[Array, "*nodes d"]
+    target: Bool[Array, "*nodes d"]
+
+
+def _node_loss(model: _NodeNet, data: Array, weights: Array, *, key: PRNGKeyArray) -> Array:
+    pred = jax.vmap(model.mlp)(jnp.where(model.mask[None, :], data, 0.0))
+    target = jnp.sum(jnp.where(model.target[None, :], data, 0.0), axis=1)
+    return weighted_mean((target - pred) ** 2, weights)
+
+
+@functools.lru_cache(maxsize=32)
+def _adamw(learning_rate: float, weight_decay: float) -> optax.GradientTransformation:
+    # One optimiser object per setting: a new one at every fit would recompile the loop.
+    return optax.adamw(learning_rate, weight_decay=weight_decay)
+
+
+def _fit_mlp(program: AdditiveNoiseMLPProgram, x, w, key, cfg):
+    d = x.shape[1]
+    mu = jnp.sum(x * w[:, None], axis=0) / jnp.sum(w)
+    sd = jnp.sqrt(jnp.sum((x - mu[None, :]) ** 2 * w[:, None], axis=0) / jnp.sum(w))
+    sd = jnp.where(sd > 0, sd, 1.0)
+    xs = (x - mu[None, :]) / sd[None, :]
+    k_val, k_fit = jr.split(key)
+    val = jr.bernoulli(k_val, cfg.val_fraction, (x.shape[0],)) & (w > 0)
+    train_w = jnp.where(val, 0.0, w)
+    eye = jnp.eye(d, dtype=bool)
+    nets = _NodeNet(program.mlps, program.mask, eye)
+    use_val = cfg.val_fraction > 0 and bool(jnp.any(val))
+    res = fit_ensemble(
+        _node_loss, nets, xs, _adamw(float(cfg.learning_rate), float(cfg.weight_decay)),
+        key=k_fit,
+        weights=jnp.broadcast_to(train_w, (d,) + train_w.shape),
+        val_weights=jnp.broadcast_to(jnp.where(val, w, 0.0), (d,) + w.shape) if use_val else None,
+        max_steps=cfg.max_steps, batch_size=cfg.batch_size, eval_every=cfg.eval_every,
+        patience=cfg.patience if use_val else None,
+    )
+    pred = eqx.filter_vmap(
+        lambda net: jax.vmap(net.mlp)(jnp.where(net.mask[None, :], xs, 0.0))
+    )(res.model)
+    resid = xs.T - pred
+    scale = jnp.sqrt(jnp.sum(resid**2 * w[None, :], axis=1) / jnp.sum(w)) * sd
+    return AdditiveNoiseMLPProgram(
+        graph=program.graph, mlps=res.model.mlp, mask=program.mask, in_loc=mu, in_scale=sd,
+        out_loc=mu, out_scale=sd, scale=scale, config=program.config,
+    )
+
+
+def fit(
+    template: SCM,
+    data: Any,
+    *,
+    key: PRNGKeyArray | None = None,
+    weights: Float[Array, " n"] | None = None,
+) -> SCM:
+    """Learns the mechanisms of `template` (an SCM from [`jaxcausal.scm.SCM.from_graph`][]).
+
+    **Arguments:**
+
+    - `template`: gives the graph and the mechanism family (its parameters are the starting
+      point for MLPs).
+    - `data`: a DataFrame or dict with one column per node (other columns are ignored).
+    - `key`: draws the validation split and minibatches of MLP mechanisms (unused for linear).
+    - `weights`: optional `(n,)` row weights; rows with weight 0 do not influence the fit (fit
+      to a subset, e.g. the observational blocks, with a 0/1 mask).
+
+    **Returns:** a new SCM with fitted mechanisms and noise scales, without interventions.
+
+    Linear-Gaussian mechanisms are fitted in closed form (weighted least squares per node);
+    additive-noise MLPs are trained together as one ensemble of `d` networks.
+    """
+    if not isinstance(template, SCM):
+        raise TypeError(f"template must be a jaxcausal.scm.SCM; got {type(template).__name__}")
+    program = template.model
+    if not isinstance(program, (LinearGaussianProgram, AdditiveNoiseMLPProgram)):
+        raise TypeError(
+            "template must come from jc.scm.SCM.from_graph (its mechanisms are parametric); got "
+            f"an SCM whose model is {type(program).__name__}"
+        )
+    x = data_matrix(template, data)
+    n, d = x.shape
+    if n < d + 2:
+        raise ValueError(f"data must have at least {d + 2} rows to fit {d} mechanisms; got {n}")
+    w = jnp.ones((n,), x.dtype) if weights is None else check_weights(weights, n, "weights")
+    if isinstance(program, LinearGaussianProgram):
+        mask = jnp.asarray(np.asarray(template.graph.adjacency))
+        weights_, bias, scale = _fit_linear(x, w, mask)
+        fitted = LinearGaussianProgram(
+            graph=program.graph, weights=weights_, bias=bias, scale=scale
+        )
+    else:
+        if key is None:
+            raise ValueError("key is required to fit AdditiveNoiseMLP mechanisms")
+        fitted = _fit_mlp(program, x, w, key, program.config)
+    return SCM(fitted, graph=template.graph, deterministic=())
+

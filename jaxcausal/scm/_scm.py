@@ -1,0 +1,233 @@
+"""`SCM`: a NumPyro program read as a structural causal model, with interventions that compose."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+from jaxtyping import Array, Float, PRNGKeyArray
+from numpyro import handlers
+
+from ._graph import Graph
+from ._interventions import AbstractIntervention, Do, Runner, Shift, Soft
+
+
+def run_unit(
+    model: Callable,
+    interventions: tuple[AbstractIntervention, ...],
+    key: PRNGKeyArray,
+    substitute: Mapping[str, Array] | None = None,
+    noise: Mapping[str, Array] | None = None,
+    uniforms: Array | None = None,
+    index: Mapping[str, int] | None = None,
+) -> tuple[dict[str, Array], dict[str, Any]]:
+    """Runs `model` once (one unit) under `interventions`; returns its site values and
+    distributions. `substitute` fixes sample sites (NumPyro's `substitute`), `noise` replays
+    standardised noise at location-scale sites, `uniforms` drives them (see `Runner`)."""
+    runner = Runner(model, interventions, noise, uniforms, index)
+    fn = runner if not substitute else handlers.substitute(runner, data=dict(substitute))
+    handlers.seed(fn, rng_seed=key)()
+    return runner.values, runner.fns
+
+
+def broadcast_interventions(
+    interventions: tuple[AbstractIntervention, ...], n: int
+) -> tuple[AbstractIntervention, ...]:
+    """Gives every intervention value a leading unit axis of size `n` (values may be per unit)."""
+    def to_n(v):
+        v = jnp.asarray(v)
+        if v.ndim == 0:
+            return jnp.broadcast_to(v, (n,))
+        if v.shape != (n,):
+            raise ValueError(
+                f"intervention values must be scalars or have one value per unit ({n},); "
+                f"got shape {tuple(v.shape)}"
+            )
+        return v
+    return jax.tree.map(to_n, interventions)
+
+
+@eqx.debug.assert_max_traces(max_traces=None)
+def _sample_impl(scm: SCM, n: int, key: PRNGKeyArray) -> dict[str, Array]:
+    k_sites, k_unif = jr.split(key)
+    keys = jr.split(k_sites, n)
+    names = scm.graph.names
+    tiny = jnp.finfo(jnp.result_type(float)).tiny
+    u = jr.uniform(k_unif, (n, len(names)), minval=tiny, maxval=1.0)
+    ivs = broadcast_interventions(scm.interventions, n)
+    index = {v: j for j, v in enumerate(names)}
+
+    def one(k, uu, iv):
+        values, _ = run_unit(scm.model, iv, k, uniforms=uu, index=index)
+        return {v: values[v] for v in names}
+
+    return jax.vmap(one)(keys, u, ivs)
+
+
+sample_jit = eqx.filter_jit(_sample_impl)
+
+
+def count_sample_traces() -> int:
+    """How many times sampling has been traced (for no-recompilation tests)."""
+    return eqx.debug.get_num_traces(_sample_impl)
+
+
+class SCM(eqx.Module):
+    """A structural causal model given by a NumPyro program.
+
+    Every sample site and every `numpyro.deterministic` site of the program is a variable (a node);
+    the graph is read from the program by tracing (see [`jaxcausal.scm.Graph.from_model`][]). Write
+    the program for one unit with scalar sites; jaxcausal batches units with `vmap`.
+
+    **Arguments:**
+
+    - `model`: a NumPyro program taking no arguments (bind data with `functools.partial`), or an
+      Equinox module with a `__call__()` (its arrays are then traced, not baked in).
+    - `interventions`: interventions applied, in order, every time the program runs (normally
+      built with `do`, `shift` and `soft`).
+    - `noise`: names of sample sites that are explicit exogenous noise (a program that writes
+      `u = numpyro.sample("u_x", ...)` and `x = numpyro.deterministic("x", f(z, u))` passes
+      `noise=("u_x",)`); counterfactuals abduct them instead of observing them.
+    - `graph`, `deterministic`: the graph and the names of `numpyro.deterministic` sites, when
+      already known (then the program is not traced again; `from_graph` and `intervene` use it).
+
+    ```python
+    def model():
+        z = numpyro.sample("z", dist.Normal(0.0, 1.0))
+        x = numpyro.sample("x", dist.Normal(0.8 * z, 1.0))
+        y = numpyro.sample("y", dist.Normal(1.5 * x - z, 0.5))
+
+    scm = jc.scm.SCM(model)
+    draws = scm.do({"x": 1.0}).sample(1000, key=jr.key(0))   # dict name -> (1000,)
+    ```
+    """
+
+    model: Callable
+    graph: Graph
+    deterministic: tuple[str, ...] = eqx.field(static=True)
+    noise_sites: tuple[str, ...] = eqx.field(static=True)
+    interventions: tuple[AbstractIntervention, ...]
+
+    def __init__(
+        self,
+        model: Any,
+        interventions: tuple[Any, ...] = (),
+        *,
+        noise: str | tuple[str, ...] = (),
+        graph: Graph | None = None,
+        deterministic: tuple[str, ...] | None = None,
+    ):
+        if graph is None or deterministic is None:
+            graph = Graph.from_model(model)
+            values, fns = run_unit(model, (), jr.key(0))
+            deterministic = tuple(v for v in graph.names if fns.get(v) is None)
+        for iv in interventions:
+            if not isinstance(iv, AbstractIntervention):
+                raise TypeError(
+                    f"interventions must be Do, Shift or Soft objects; got {type(iv).__name__}"
+                )
+            graph.check_names(iv.targets(), f"the {type(iv).__name__} intervention")
+        noise = (noise,) if isinstance(noise, str) else tuple(noise)
+        graph.check_names(noise, "noise")
+        det = set(deterministic)
+        for u in noise:
+            if u in det or graph.parents(u):
+                raise ValueError(
+                    f"noise site {u!r} must be a sample site without parents (exogenous noise)"
+                )
+        self.model = model
+        self.graph = graph
+        self.deterministic = tuple(deterministic)
+        self.noise_sites = noise
+        self.interventions = tuple(interventions)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.graph.names
+
+    @classmethod
+    def from_graph(
+        cls,
+        adjacency: Any,
+        names: Any = None,
+        mechanisms: Any = None,
+        *,
+        key: PRNGKeyArray | None = None,
+        noise_scale: Any = None,
+    ) -> SCM:
+        """An SCM over a given graph with parametric mechanisms.
+
+        **Arguments:**
+
+        - `adjacency`: `(d, d)` 0/1 matrix (`adjacency[i, j]`: `names[i] -> names[j]`), or a
+          [`jaxcausal.scm.Graph`][] (then `names` is ignored).
+        - `names`: the `d` node names.
+        - `mechanisms`: [`jaxcausal.scm.LinearGaussian`][] (default) or
+          [`jaxcausal.scm.AdditiveNoiseMLP`][].
+        - `key`: initialises the parameters (linear weights `N(0, 1)` on the edges; MLP weights).
+        - `noise_scale`: optional noise standard deviation(s), scalar or `(d,)`.
+
+        **Returns:** an SCM whose `model` is the program (its parameters are arrays, learned by
+        [`jaxcausal.scm.fit`][]).
+        """
+        from ._mechanisms import LinearGaussian, from_graph
+
+        mechanisms = LinearGaussian() if mechanisms is None else mechanisms
+        program = from_graph(adjacency, names, mechanisms, key=key, noise_scale=noise_scale)
+        return cls(program, graph=program.graph, deterministic=())
+
+    def intervene(self, intervention: AbstractIntervention) -> SCM:
+        """A new SCM with `intervention` applied after the ones already there."""
+        return SCM(
+            self.model, self.interventions + (intervention,), noise=self.noise_sites,
+            graph=self.graph, deterministic=self.deterministic,
+        )
+
+    def do(self, values: Any) -> SCM:
+        """Hard intervention `do(X := v)` for each `{name: v}`; returns a new SCM."""
+        return self.intervene(Do(values))
+
+    def shift(self, values: Any) -> SCM:
+        """Shift intervention `X := f(pa, U) + delta` per `{name: delta}`; returns a new SCM."""
+        return self.intervene(Shift(values))
+
+    def soft(self, fns: Mapping[str, Any]) -> SCM:
+        """Soft intervention replacing each named mechanism (see [`jaxcausal.scm.Soft`][])."""
+        return self.intervene(Soft(fns))
+
+    def sample(self, n: int, *, key: PRNGKeyArray) -> dict[str, Float[Array, " n"]]:
+        """Draws `n` units from the (intervened) model.
+
+        **Arguments:**
+
+        - `n`: number of units.
+        - `key`: a JAX PRNG key. Location-scale sites draw their noise from one `(n, d)` array
+          of uniforms (inverse-CDF), other sites from NumPyro's `seed`; the same key gives the
+          same noise to every unit whatever the interventions (common random numbers).
+
+        **Returns:** a dict `{name: (n,) array}` over the nodes in topological order.
+
+        Compiled once per `n` and program; intervention values are traced, so `scm.do({"x": 1.0})`
+        and `scm.do({"x": 2.0})` share one compilation.
+        """
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive integer; got {n!r}")
+        out = sample_jit(self, n, key)
+        return {v: out[v] for v in self.graph.names}
+
+    def counterfactual(
+        self,
+        observed: Mapping[str, Any],
+        intervention: Any,
+    ) -> dict[str, Float[Array, " n"]]:
+        """Per-unit counterfactuals: abduction, action, prediction.
+
+        See [`jaxcausal.scm.counterfactual`][].
+        """
+        from ._counterfactual import counterfactual
+
+        return counterfactual(self, observed, intervention)

@@ -1,0 +1,106 @@
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import jaxcausal as jc
+from jaxcausal import _demo
+from jaxcausal.cli import main
+
+# Lines every run of the demo prints (the numbers in them vary with the machine).
+DEMO_LINES = [
+    r"== Causal hybrid modelling: Q10 of ecosystem respiration ==",
+    r"naive regression of log RECO on TA +\d\.\d{3}",
+    r"jaxcausal DML, MLP nuisances \(5 folds x 1 rep\) +\d\.\d{3} +95% CI \d\.\d{3}-\d\.\d{3}",
+    r"end-to-end, TA also in the network \(2 members\) +\d\.\d{3}",
+    r"== Ensemble: 4 MLPs \(2-fold cross-fitting x 2 repetitions\) in one compiled call ==",
+    r"compile: +\d+\.\d\d s",
+    r"warm run: +\d+\.\d\d s for 4 models, no recompilation",
+    r"out-of-fold R\^2 over 2 repetitions: mean -?\d\.\d{3}",
+    r"one model at a time: \d+\.\d\d s per model",
+    r"speed-up of the batched call: \d+\.\dx",
+    r"demo finished in \d+\.\d s",
+]
+
+
+def _command() -> list[str]:
+    """The installed console script beside this interpreter, else `python -m jaxcausal`."""
+    script = Path(sys.executable).with_name("jaxcausal")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("jaxcausal")
+    return [found] if found else [sys.executable, "-m", "jaxcausal"]
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: jaxcausal" in out and "version" in out and "demo" in out
+
+
+def test_version_prints_the_package_version(capsys):
+    assert main(["version"]) == 0
+    assert capsys.readouterr().out.strip() == jc.__version__
+
+
+def test_no_command_prints_usage_and_fails(capsys):
+    assert main([]) == 2
+    assert "usage: jaxcausal" in capsys.readouterr().err
+
+
+def test_unknown_command_is_an_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["frobnicate"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'frobnicate'" in capsys.readouterr().err
+
+
+def test_demo_small_in_process(capsys):
+    # One CPU device, as the rest of the test process has (the default would split the CPU).
+    assert main(["demo", "--small", "--cpu-devices", "1"]) == 0
+    out = capsys.readouterr().out
+    for line in DEMO_LINES:
+        assert re.search(line, out), f"missing {line!r} in:\n{out}"
+
+
+def test_demo_sections_are_a_list_of_functions():
+    assert _demo.SECTIONS and all(callable(s) for s in _demo.SECTIONS)
+
+
+def test_console_script_runs_version_and_small_demo():
+    cmd = _command()
+    version = subprocess.run(cmd + ["version"], capture_output=True, text=True, timeout=120)
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.strip() == jc.__version__
+    demo = subprocess.run(cmd + ["demo", "--small"], capture_output=True, text=True, timeout=600)
+    assert demo.returncode == 0, demo.stderr[-4000:]
+    for line in DEMO_LINES:
+        assert re.search(line, demo.stdout), f"missing {line!r} in:\n{demo.stdout}"
+
+
+def test_cpu_devices_after_jax_started_is_a_clear_error(capsys):
+    import jax.numpy as jnp
+
+    jnp.zeros(1).block_until_ready()  # the backend of this test process is running
+    assert main(["demo", "--small", "--cpu-devices", "3"]) == 2
+    assert "--cpu-devices must be set before JAX starts" in capsys.readouterr().err
+
+
+def test_cpu_devices_must_be_positive(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--cpu-devices", "0"])
+    assert exit_info.value.code == 2
+    assert "expected a positive integer, got '0'" in capsys.readouterr().err
+
+
+def test_python_dash_m_runs_the_cli():
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxcausal", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: jaxcausal" in proc.stdout
