@@ -7,6 +7,7 @@ from typing import Any
 
 import equinox as eqx
 import jax.numpy as jnp
+import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import as_float_array, check_binary, check_finite, check_ndim, check_weights
@@ -78,3 +79,30 @@ def weighted_moments(x: Array, w: Array) -> tuple[Array, Array]:
     var = jnp.sum(wb * (x - mean[None] if x.ndim == 2 else x - mean) ** 2, axis=0) / total
     std = jnp.sqrt(var)
     return mean, jnp.where(std > 1e-12, std, 1.0)
+
+
+def validation_split(w: Array, fraction: float, key) -> tuple[Array, Array | None]:
+    """Splits the positive-weight rows into training and validation weights, drawn from `key`.
+
+    Each weighted row is held out with probability `fraction`; a tiny fold keeps at least one
+    training row, and an empty validation set falls back to the training rows. `fraction = 0`
+    returns `(w, None)` (no early stopping).
+    """
+    if fraction <= 0:
+        return w, None
+    is_val = (jr.uniform(key, w.shape) < fraction) & (w > 0)
+    is_val = jnp.where(jnp.sum(w * ~is_val) > 0, is_val, jnp.zeros_like(is_val))
+    w_train = jnp.where(is_val, 0.0, w)
+    w_val = jnp.where(is_val, w, 0.0)
+    return w_train, jnp.where(jnp.sum(w_val) > 0, w_val, w_train)
+
+
+def standardisation(
+    x: Array, y: Array, w: Array, classifier: bool
+) -> tuple[Array, Array, Array, Array]:
+    """Weighted input moments, and target moments for regressions (identity for classifiers)."""
+    x_mean, x_scale = weighted_moments(x, w)
+    if classifier:
+        return x_mean, x_scale, jnp.zeros((), x.dtype), jnp.ones((), x.dtype)
+    y_mean, y_scale = weighted_moments(y, w)
+    return x_mean, x_scale, y_mean, y_scale

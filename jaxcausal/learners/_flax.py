@@ -13,7 +13,13 @@ from flax import linen, nnx
 from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 
 from .. import train
-from ._base import AbstractLearner, AbstractPredictor, prepare_xyw, weighted_moments
+from ._base import (
+    AbstractLearner,
+    AbstractPredictor,
+    prepare_xyw,
+    standardisation,
+    validation_split,
+)
 
 
 class FlaxNet(eqx.Module):
@@ -84,27 +90,12 @@ def _init(module, x, key) -> FlaxNet:
     return FlaxNet(params, graphdef)
 
 
-def _split(w, fraction, key):
-    """Training and validation weights: a share `fraction` of the weighted rows, drawn from key."""
-    is_val = (jr.uniform(key, w.shape) < fraction) & (w > 0)
-    # Keep at least one training row when the fold is tiny, and validate on the training rows when
-    # no row was drawn for validation.
-    is_val = jnp.where(jnp.sum(w * ~is_val) > 0, is_val, jnp.zeros_like(is_val))
-    w_train = jnp.where(is_val, 0.0, w)
-    w_val = jnp.where(is_val, w, 0.0)
-    return w_train, jnp.where(jnp.sum(w_val) > 0, w_val, w_train)
-
-
 @eqx.filter_jit
 def _fit_flax(learner: FlaxLearner, x, y, w, key):
     k_val, k_init, k_train = jr.split(key, 3)
-    has_val = learner.val_fraction > 0
-    w_train, w_val = _split(w, learner.val_fraction, k_val) if has_val else (w, None)
-    x_mean, x_scale = weighted_moments(x, w_train)
-    if learner.classifier:
-        y_mean, y_scale = jnp.zeros((), x.dtype), jnp.ones((), x.dtype)
-    else:
-        y_mean, y_scale = weighted_moments(y, w_train)
+    w_train, w_val = validation_split(w, learner.val_fraction, k_val)
+    has_val = w_val is not None
+    x_mean, x_scale, y_mean, y_scale = standardisation(x, y, w_train, learner.classifier)
     xs = (x - x_mean[None, :]) / x_scale[None, :]
     net = _init(learner.module, xs, k_init)
     net = jax.tree.map(lambda a: a.astype(x.dtype) if eqx.is_inexact_array(a) else a, net)

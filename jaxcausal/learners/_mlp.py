@@ -12,7 +12,13 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import nn, train
-from ._base import AbstractLearner, AbstractPredictor, prepare_xyw, weighted_moments
+from ._base import (
+    AbstractLearner,
+    AbstractPredictor,
+    prepare_xyw,
+    standardisation,
+    validation_split,
+)
 
 
 class MLPPredictor(AbstractPredictor):
@@ -60,20 +66,8 @@ def _log_loss(model, data, weights, *, key):
 @eqx.filter_jit
 def _fit_mlp(learner: MLP, x, y, w, key):
     k_val, k_init, k_train = jr.split(key, 3)
-    if learner.val_fraction > 0:
-        is_val = (jr.uniform(k_val, w.shape) < learner.val_fraction) & (w > 0)
-        # Guarantee at least one training row when the fold is tiny.
-        is_val = jnp.where(jnp.sum(w * ~is_val) > 0, is_val, jnp.zeros_like(is_val))
-        w_train = jnp.where(is_val, 0.0, w)
-        w_val = jnp.where(is_val, w, 0.0)
-        w_val = jnp.where(jnp.sum(w_val) > 0, w_val, w_train)
-    else:
-        w_train, w_val = w, None
-    x_mean, x_scale = weighted_moments(x, w_train)
-    if learner.classifier:
-        y_mean, y_scale = jnp.zeros((), x.dtype), jnp.ones((), x.dtype)
-    else:
-        y_mean, y_scale = weighted_moments(y, w_train)
+    w_train, w_val = validation_split(w, learner.val_fraction, k_val)
+    x_mean, x_scale, y_mean, y_scale = standardisation(x, y, w_train, learner.classifier)
     net = nn.MLP(
         x.shape[1],
         "scalar",
