@@ -21,7 +21,7 @@ class AbstractPredictor(eqx.Module):
 
     @abc.abstractmethod
     def __call__(self, x: Float[Array, "n p"]) -> Float[Array, " n"]:
-        raise NotImplementedError
+        """Predictions (or probabilities of class 1) for the rows of `x`."""
 
 
 class AbstractLearner(eqx.Module):
@@ -47,7 +47,7 @@ class AbstractLearner(eqx.Module):
         key: PRNGKeyArray,
         weights: Float[Array, " n"] | None = None,
     ) -> AbstractPredictor:
-        raise NotImplementedError
+        """Fits the learner to the rows with positive weight; returns the fitted predictor."""
 
 
 def prepare_xyw(
@@ -106,3 +106,17 @@ def standardisation(
         return x_mean, x_scale, jnp.zeros((), x.dtype), jnp.ones((), x.dtype)
     y_mean, y_scale = weighted_moments(y, w)
     return x_mean, x_scale, y_mean, y_scale
+
+
+def check_training_config(learner) -> None:
+    """Checks the training settings that network learners share (`MLP`, `FlaxLearner`)."""
+    if not 0.0 <= learner.val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {learner.val_fraction}")
+    if learner.max_steps < 1:
+        raise ValueError(f"max_steps must be at least 1, got {learner.max_steps}")
+    if learner.batch_size is not None and learner.batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1 (or None), got {learner.batch_size}")
+    if learner.eval_every < 1:
+        raise ValueError(f"eval_every must be at least 1, got {learner.eval_every}")
+    if learner.patience < 1:
+        raise ValueError(f"patience must be at least 1, got {learner.patience}")

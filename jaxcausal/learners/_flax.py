@@ -16,6 +16,7 @@ from .. import train
 from ._base import (
     AbstractLearner,
     AbstractPredictor,
+    check_training_config,
     prepare_xyw,
     standardisation,
     validation_split,
@@ -187,16 +188,7 @@ class FlaxLearner(AbstractLearner):
     patience: int = eqx.field(static=True, default=20)
 
     def __check_init__(self):
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        if self.max_steps < 1:
-            raise ValueError(f"max_steps must be at least 1, got {self.max_steps}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1 (or None), got {self.batch_size}")
-        if self.eval_every < 1:
-            raise ValueError(f"eval_every must be at least 1, got {self.eval_every}")
-        if self.patience < 1:
-            raise ValueError(f"patience must be at least 1, got {self.patience}")
+        check_training_config(self)
 
     @property
     def is_classifier(self) -> bool:

@@ -15,6 +15,7 @@ from .. import nn, train
 from ._base import (
     AbstractLearner,
     AbstractPredictor,
+    check_training_config,
     prepare_xyw,
     standardisation,
     validation_split,
@@ -149,14 +150,9 @@ class MLP(AbstractLearner):
             raise ValueError(f"width must be at least 1, got {self.width}")
         if self.depth < 0:
             raise ValueError(f"depth must be non-negative, got {self.depth}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.max_steps < 1:
-            raise ValueError(f"max_steps must be at least 1, got {self.max_steps}")
-        if self.patience < 1:
-            raise ValueError(f"patience must be at least 1, got {self.patience}")
+        check_training_config(self)
 
     @property
     def is_classifier(self) -> bool:

@@ -28,7 +28,7 @@ class AbstractFittedTE(eqx.Module):
 
     @abc.abstractmethod
     def potential_outcomes(self, x: Float[Array, "n ..."]) -> Float[Array, "n 2"]:
-        raise NotImplementedError
+        """The predicted outcomes under control and treatment, `(n, 2)`."""
 
     def effect(self, x: Float[Array, "n ..."]) -> Float[Array, " n"]:
         po = self.potential_outcomes(x)
@@ -45,7 +45,7 @@ class AbstractTEModel(eqx.Module):
 
     @abc.abstractmethod
     def fit(self, data: CausalData, *, key: PRNGKeyArray) -> AbstractFittedTE:
-        raise NotImplementedError
+        """Trains the model on `data`; returns the fitted model."""
 
 
 class Training(eqx.Module):

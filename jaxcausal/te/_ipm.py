@@ -32,7 +32,7 @@ class AbstractIPM(eqx.Module):
     def __call__(
         self, h: Float[Array, "n d"], t: Float[Array, " n"], w: Float[Array, " n"]
     ) -> Float[Array, ""]:
-        raise NotImplementedError
+        """The distance between treated and control rows of `h`."""
 
 
 class MMD(AbstractIPM):
