@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -45,12 +46,15 @@ def simulate(
     level: float = 0.95,
     summarize: bool = True,
     mesh: Any = None,
+    batch_size: int | None = None,
 ) -> pd.DataFrame:
-    """Runs `n_sims` replications of "draw a data set, fit the estimator" as one batched call.
+    """Runs `n_sims` replications of "draw a data set, fit the estimator" in one compiled call.
 
     Each replication draws its data with `dgp(key)` and fits `estimator` with `throw=False`; all
-    replications are one `vmap`, compiled once and sharded over the devices of `mesh` with
-    [`jaxcausal.parallel.sharded_vmap`][]. A failed replication (NaN predictions, propensities at
+    replications are compiled once as one program, sharded over the devices of `mesh` with
+    [`jaxcausal.parallel.sharded_vmap`][]; on each device they run `batch_size` at a time (a
+    `vmap` inside a `lax.map`). A second study with an equal estimator and the same `dgp`
+    function does not recompile. A failed replication (NaN predictions, propensities at
     0 or 1, ...) is counted in `n_failed` and left out of the summary instead of stopping the
     study.
 
@@ -65,6 +69,11 @@ def simulate(
     - `level`: confidence level of the intervals whose coverage is reported.
     - `summarize`: return one row per treatment (`True`) or one row per replication and treatment.
     - `mesh`: a 1-D device mesh (default: all devices).
+    - `batch_size`: replications computed together on a device. Default: all of them on a GPU
+      or TPU, and one at a time on a CPU. Networks of a batch train in lockstep until the
+      slowest one stops early, which a GPU absorbs in parallel but a CPU pays for in full
+      (measured: 100 PLR fits with MLP nuisances on one core, 96 s as one batch, 57 s in
+      batches of 10, 33 s one at a time). Results do not depend on it beyond rounding.
 
     **Returns:** a `pandas.DataFrame`. Summarised: `truth`, `n_sims`, `n_failed`, `mean`, `bias`,
     `rmse`, `sd`, `mean_se`, `bias_over_se` (bias / mean se) and `coverage`, indexed by treatment.
@@ -82,9 +91,14 @@ def simulate(
         raise TypeError(f"dgp must be a function key -> CausalData; got {dgp!r}")
     if not isinstance(n_sims, int) or n_sims < 1:
         raise ValueError(f"n_sims must be a positive integer, got {n_sims!r}")
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
     z = normal_quantile(level)
     keys = jr.split(key, n_sims)
-    out = sharded_vmap(lambda k: _replicate(estimator, dgp, z, k), mesh=mesh)(keys)
+    # `eqx.Partial`s rather than lambdas: a second study with an equal estimator configuration and
+    # the same `dgp` function reuses the compiled program (arrays in `estimator` are traced).
+    replicate = eqx.Partial(_replicate, estimator, dgp, z)
+    out = _run_batched(replicate, keys, mesh, batch_size)
     theta, se, lower, upper, true, ok = (np.asarray(a) for a in out)
     if truth is not None:
         true = np.broadcast_to(np.asarray(truth, float), theta.shape)
@@ -105,6 +119,31 @@ def simulate(
     if not summarize:
         return rows
     return _summary(rows, names)
+
+
+def _default_batch_size(mesh) -> int | None:
+    devices = (mesh.devices.ravel() if mesh is not None else jax.devices())
+    return 1 if all(d.platform == "cpu" for d in devices) else None
+
+
+def _in_batches(replicate, batch_size, keys):
+    return jax.lax.map(replicate, keys, batch_size=batch_size)
+
+
+def _run_batched(replicate, keys, mesh, batch_size):
+    """`replicate` over `keys`: sharded over devices, `batch_size` at a time on each one."""
+    if batch_size is None:
+        batch_size = _default_batch_size(mesh)
+    n_sims = keys.shape[0]
+    n_dev = (mesh.devices.size if mesh is not None else jax.device_count())
+    per_device = -(-n_sims // n_dev)
+    if batch_size is None or batch_size >= per_device:
+        return sharded_vmap(replicate, mesh=mesh)(keys)
+    # Rows of `(n_dev, per_device)` keys go to the devices, which loop over their share.
+    padded = jnp.concatenate([keys, jnp.repeat(keys[-1:], n_dev * per_device - n_sims, axis=0)])
+    fn = eqx.Partial(_in_batches, replicate, batch_size)
+    out = sharded_vmap(fn, mesh=mesh)(padded.reshape(n_dev, per_device))
+    return jax.tree.map(lambda a: a.reshape(n_dev * per_device, *a.shape[2:])[:n_sims], out)
 
 
 def _treatment_names(dgp, key) -> list[str]:

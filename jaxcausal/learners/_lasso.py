@@ -10,7 +10,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._checks import is_concrete
-from ._base import AbstractLearner, AbstractPredictor, prepare_xyw
+from ._base import AbstractLearner, AbstractPredictor, centred_cross_products, prepare_xyw
 
 
 class _AbstractLinearPredictor(AbstractPredictor):
@@ -67,12 +67,8 @@ class _Moments(eqx.Module):
 
 def _moments(x, y, w) -> _Moments:
     total = jnp.sum(w)
-    x_mean = jnp.sum(w[:, None] * x, axis=0) / total
-    y_mean = jnp.sum(w * y) / total
-    xc = x - x_mean[None, :]
-    yc = y - y_mean
-    xw = xc * (w / total)[:, None]
-    return _Moments(x_mean, y_mean, xw.T @ xc, xw.T @ yc, jnp.sum(w * yc**2) / total)
+    x_mean, y_mean, gram, xy, yy = centred_cross_products(x, y, w)
+    return _Moments(x_mean, y_mean, gram / total, xy / total, yy / total)
 
 
 class _CDState(eqx.Module):

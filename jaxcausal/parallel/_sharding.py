@@ -153,6 +153,18 @@ def _batch_size(flat_args: list, flat_axes: list) -> int:
     return sizes.pop()
 
 
+@eqx.filter_jit
+def _mapped(fn, args, axes, out_sharding):
+    # One module-level `filter_jit`, so its cache outlives a `sharded_vmap` wrapper: the same `fn`
+    # (and an `eqx.Partial` whose non-array parts are the same) on the same shapes compiles once.
+    out = eqx.filter_vmap(fn, in_axes=axes)(*args)
+    if out_sharding is None:
+        return out
+    return jax.tree.map(
+        lambda a: jax.lax.with_sharding_constraint(a, out_sharding) if eqx.is_array(a) else a, out
+    )
+
+
 def _pad(leaf: jax.Array, axis: int, pad: int) -> jax.Array:
     # Padding repeats the last batch element, so padded members are valid inputs (a zero weight
     # mask or a NaN could trip the input checks of the function being mapped).
@@ -182,7 +194,9 @@ def sharded_vmap(
     - `mesh`: a 1-D mesh; default [`jaxcausal.parallel.batch_mesh`][]`()` over all devices.
 
     **Returns:** a callable with the signature of `fn` (positional arguments only). Calling it
-    again with the same shapes does not recompile.
+    again with the same shapes does not recompile, nor does a new `sharded_vmap` of the same `fn`
+    (compilations are cached by `fn`'s identity; an `equinox.Partial` is cached by its function
+    and the non-array parts of its arguments, and its arrays are traced).
 
     !!! Example
 
@@ -198,17 +212,7 @@ def sharded_vmap(
         raise TypeError(f"fn must be callable; got {type(fn).__name__}")
     mesh = _get_mesh(mesh)
     n_dev = mesh.devices.size
-    out_sharding = _batch_sharding(mesh, 0)
-
-    @eqx.filter_jit
-    def mapped(args, axes):
-        out = eqx.filter_vmap(fn, in_axes=axes)(*args)
-        if n_dev == 1:
-            return out
-        return jax.tree.map(
-            lambda a: jax.lax.with_sharding_constraint(a, out_sharding) if eqx.is_array(a) else a,
-            out,
-        )
+    out_sharding = _batch_sharding(mesh, 0) if n_dev > 1 else None
 
     def call(*args):
         axes = _resolve_in_axes(in_axes, args)
@@ -225,7 +229,7 @@ def sharded_vmap(
                 if n_dev > 1:
                     leaf = jax.device_put(leaf, _batch_sharding(mesh, ax))
             placed.append(leaf)
-        out = mapped(jax.tree.unflatten(treedef, placed), axes)
+        out = _mapped(fn, jax.tree.unflatten(treedef, placed), axes, out_sharding)
         if not pad:
             return out
         return jax.tree.map(lambda a: a[:size] if eqx.is_array(a) else a, out)

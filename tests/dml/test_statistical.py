@@ -55,3 +55,21 @@ def test_simulate_per_replication_table_matches_single_fits():
     np.testing.assert_allclose(rows["se"][1], single.se[0], rtol=1e-10)
     with pytest.raises(ValueError, match="truth is unknown"):
         jc.dml.simulate(est, lambda k: dgp(k)[0], key=jr.key(2), n_sims=2)
+
+
+def test_a_second_study_of_the_same_estimator_and_dgp_does_not_recompile():
+    from jaxcausal.dml._base import trace_count
+
+    def dgp(k):
+        return jc.datasets.make_plr_CCDDHNR2018(n_obs=60, dim_x=3, key=k), 0.5
+
+    def estimator():  # a new but equal configuration each time
+        return jc.dml.PLR(jc.learners.Linear(), jc.learners.Linear(), n_folds=2)
+
+    first = jc.dml.simulate(estimator(), dgp, key=jr.key(3), n_sims=2, summarize=False)
+    before = trace_count()
+    again = jc.dml.simulate(estimator(), dgp, key=jr.key(3), n_sims=2, summarize=False)
+    other = jc.dml.simulate(estimator(), dgp, key=jr.key(4), n_sims=2, summarize=False)
+    assert trace_count() == before
+    np.testing.assert_array_equal(first["theta"], again["theta"])
+    assert not np.allclose(first["theta"], other["theta"])

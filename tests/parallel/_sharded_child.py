@@ -14,6 +14,7 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import jax.random as jr  # noqa: E402
+import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from jaxtyping import install_import_hook  # noqa: E402
 
@@ -92,6 +93,23 @@ def check_fit_ensemble():
     }
 
 
+def check_simulate():
+    # A study of 7 replications (not a multiple of 4) on 4 devices, as one batch per device and
+    # two at a time per device, against one device: the same per-replication numbers.
+    est = jc.dml.PLR(jc.learners.Linear(), jc.learners.Linear(), n_folds=2)
+
+    def dgp(k):
+        return jc.datasets.make_plr_CCDDHNR2018(n_obs=40, dim_x=3, key=k), 0.5
+
+    one = jc.parallel.batch_mesh(jax.devices()[:1])
+    ref = jc.dml.simulate(est, dgp, key=jr.key(5), n_sims=7, summarize=False, mesh=one)
+    report = {}
+    for bs in (None, 2):
+        got = jc.dml.simulate(est, dgp, key=jr.key(5), n_sims=7, summarize=False, batch_size=bs)
+        report[f"simulate_diff_{bs}"] = float(np.max(np.abs(got["theta"] - ref["theta"])))
+    return report
+
+
 def check_errors():
     try:
         jc.parallel.shard_batch({"w": jnp.ones((6, 2))})
@@ -104,5 +122,6 @@ if __name__ == "__main__":
     report = {"n_devices": jax.device_count(), "x64": bool(jax.config.jax_enable_x64)}
     report.update(check_sharded_vmap())
     report.update(check_fit_ensemble())
+    report.update(check_simulate())
     report.update(check_errors())
     print(json.dumps(report))

@@ -44,6 +44,11 @@ def test_sharded_vmap_equals_vmap_on_four_devices(four_devices, size):
     assert four_devices[f"devices_{size}"] == 4
 
 
+@pytest.mark.parametrize("batch_size", [None, 2])
+def test_simulate_on_four_devices_equals_one_device(four_devices, batch_size):
+    assert four_devices[f"simulate_diff_{batch_size}"] < 1e-12
+
+
 def test_sharded_vmap_output_is_split_over_four_devices(four_devices):
     assert four_devices["split_8"]
 
