@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import jaxcausal as jc
+from jaxcausal.te._tarnet import _arm_weights
 
 from .conftest import TINY, make_data
 
@@ -13,6 +14,7 @@ SMALL = dict(rep_width=32, rep_depth=2, head_width=32, head_depth=1, training=TI
 
 MODELS = {
     "tarnet": jc.te.TARNet(**SMALL),
+    "tarnet_reweighted": jc.te.TARNet(reweight=True, **SMALL),
     # A fixed bandwidth: the median heuristic sorts all n^2 distances at every full-batch step,
     # which is slow on a CPU (its value is checked in test_ipm_values).
     "cfr_mmd": jc.te.CFR(ipm=jc.te.MMD(bandwidth=3.0), alpha=0.3, **SMALL),
@@ -37,6 +39,19 @@ def test_recovers_heterogeneous_effect(hetero, name):
     assert jc.metrics.ate_error(tau, est) < 0.25
     assert fitted.ate(data.x) == pytest.approx(float(jnp.mean(est)))
     assert fitted.potential_outcomes(data.x).shape == (data.n_obs, 2)
+
+
+def test_reweighting_weighs_both_arms_equally(hetero):
+    # u = 1/4 treated: 1 / (2u) = 2 per treated row, 1 / (2(1 - u)) = 2/3 per control row, so each
+    # arm carries half of the total weight (Shalit et al. 2017, Algorithm 1).
+    w = _arm_weights(jnp.array([1.0, 0.0, 0.0, 0.0]))
+    np.testing.assert_allclose(w, [2.0, 2 / 3, 2 / 3, 2 / 3], rtol=1e-6)
+    # With exactly half the rows treated every weight is 1, so the fit is the unweighted one.
+    data, _ = hetero
+    half = jc.CausalData(data.y, (jnp.arange(data.n_obs) % 2).astype(data.y.dtype), data.x)
+    plain = jc.te.TARNet(**SMALL).fit(half, key=jr.key(0)).effect(data.x)
+    weighted = jc.te.TARNet(reweight=True, **SMALL).fit(half, key=jr.key(0)).effect(data.x)
+    np.testing.assert_allclose(weighted, plain, rtol=1e-4, atol=1e-4)
 
 
 def test_ols_matches_least_squares(hetero):
