@@ -14,7 +14,7 @@ import pandas as pd
 from jaxtyping import PRNGKeyArray
 
 from .._data import CausalData
-from ..parallel import sharded_vmap
+from ..parallel import sharded_map
 from ._base import AbstractDML
 from ._inference import normal_quantile
 
@@ -52,7 +52,7 @@ def simulate(
 
     Each replication draws its data with `dgp(key)` and fits `estimator` with `throw=False`; all
     replications are compiled once as one program, sharded over the devices of `mesh` with
-    [`jaxcausal.parallel.sharded_vmap`][]; on each device they run `batch_size` at a time (a
+    [`jaxcausal.parallel.sharded_map`][]; on each device they run `batch_size` at a time (a
     `vmap` inside a `lax.map`). A second study with an equal estimator and the same `dgp`
     function does not recompile. A failed replication (NaN predictions, propensities at
     0 or 1, ...) is counted in `n_failed` and left out of the summary instead of stopping the
@@ -91,14 +91,12 @@ def simulate(
         raise TypeError(f"dgp must be a function key -> CausalData; got {dgp!r}")
     if not isinstance(n_sims, int) or n_sims < 1:
         raise ValueError(f"n_sims must be a positive integer, got {n_sims!r}")
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
     z = normal_quantile(level)
     keys = jr.split(key, n_sims)
     # `eqx.Partial`s rather than lambdas: a second study with an equal estimator configuration and
     # the same `dgp` function reuses the compiled program (arrays in `estimator` are traced).
     replicate = eqx.Partial(_replicate, estimator, dgp, z)
-    out = _run_batched(replicate, keys, mesh, batch_size)
+    out = sharded_map(replicate, batch_size=batch_size, mesh=mesh)(keys)
     theta, se, lower, upper, true, ok = (np.asarray(a) for a in out)
     if truth is not None:
         true = np.broadcast_to(np.asarray(truth, float), theta.shape)
@@ -119,31 +117,6 @@ def simulate(
     if not summarize:
         return rows
     return _summary(rows, names)
-
-
-def _default_batch_size(mesh) -> int | None:
-    devices = (mesh.devices.ravel() if mesh is not None else jax.devices())
-    return 1 if all(d.platform == "cpu" for d in devices) else None
-
-
-def _in_batches(replicate, batch_size, keys):
-    return jax.lax.map(replicate, keys, batch_size=batch_size)
-
-
-def _run_batched(replicate, keys, mesh, batch_size):
-    """`replicate` over `keys`: sharded over devices, `batch_size` at a time on each one."""
-    if batch_size is None:
-        batch_size = _default_batch_size(mesh)
-    n_sims = keys.shape[0]
-    n_dev = (mesh.devices.size if mesh is not None else jax.device_count())
-    per_device = -(-n_sims // n_dev)
-    if batch_size is None or batch_size >= per_device:
-        return sharded_vmap(replicate, mesh=mesh)(keys)
-    # Rows of `(n_dev, per_device)` keys go to the devices, which loop over their share.
-    padded = jnp.concatenate([keys, jnp.repeat(keys[-1:], n_dev * per_device - n_sims, axis=0)])
-    fn = eqx.Partial(_in_batches, replicate, batch_size)
-    out = sharded_vmap(fn, mesh=mesh)(padded.reshape(n_dev, per_device))
-    return jax.tree.map(lambda a: a.reshape(n_dev * per_device, *a.shape[2:])[:n_sims], out)
 
 
 def _treatment_names(dgp, key) -> list[str]:

@@ -235,3 +235,84 @@ def sharded_vmap(
         return jax.tree.map(lambda a: a[:size] if eqx.is_array(a) else a, out)
 
     return call
+
+
+def _default_batch_size(mesh: Mesh) -> int | None:
+    return 1 if all(d.platform == "cpu" for d in mesh.devices.ravel()) else None
+
+
+def _in_batches(fn, batch_size, *args):
+    # `lax.map` carries arrays only: non-array leaves of the arguments ride along unbatched, and
+    # those of the output (static configuration of a returned module) are read once from the
+    # output's shape and put back.
+    arrays, rest = eqx.partition(args, eqx.is_array)
+
+    def one(a):
+        return eqx.filter(fn(*eqx.combine(a, rest)), eqx.is_array)
+
+    first = jax.tree.map(lambda a: a[0], arrays)
+    shapes = eqx.filter_eval_shape(lambda a: fn(*eqx.combine(a, rest)), first)
+    static = eqx.filter(shapes, lambda x: not isinstance(x, jax.ShapeDtypeStruct))
+    return eqx.combine(jax.lax.map(one, arrays, batch_size=batch_size), static)
+
+
+def sharded_map(
+    fn: Callable[..., Any], *, batch_size: int | None = None, mesh: Mesh | None = None
+) -> Callable[..., Any]:
+    """Maps `fn` over the leading axis of every array argument: the batch is sharded over the
+    devices of `mesh`, and each device computes `batch_size` elements at a time (a `vmap` inside a
+    `lax.map`), all in one compiled program.
+
+    The default `batch_size` is all elements at once on GPUs and TPUs (plain
+    [`jaxcausal.parallel.sharded_vmap`][]) and one at a time on CPU devices. On a CPU, members of
+    one vmapped batch that train with early stopping run in lockstep until the slowest one stops,
+    and a large batch no longer fits the caches: 100 DML fits with MLP nuisances took 96 s as
+    one batch and 33 s one at a time on one core, while a GPU fills its cores with the batch.
+    Results do not depend on `batch_size` beyond the rounding of the compiled kernels.
+
+    **Arguments:**
+
+    - `fn`: a pure function of positional arguments. Every array leaf of every argument is batched
+      along axis 0; pass unbatched arrays inside an `equinox.Partial` (they are traced, so the
+      program is reused for new values).
+    - `batch_size`: elements computed together on a device (a positive integer or `None` for the
+      default above).
+    - `mesh`: a 1-D mesh; default [`jaxcausal.parallel.batch_mesh`][]`()` over all devices.
+
+    **Returns:** a callable with the signature of `fn`; outputs get the batch as leading axis.
+    Calling it again, or a new `sharded_map` of the same `fn`, with the same shapes does not
+    recompile.
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable; got {type(fn).__name__}")
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    mesh = _get_mesh(mesh)
+    n_dev = mesh.devices.size
+    size_per_step = _default_batch_size(mesh) if batch_size is None else batch_size
+
+    def call(*args):
+        flat = [leaf for leaf in jax.tree.leaves(args) if eqx.is_array(leaf)]
+        size = _batch_size(flat, [0] * len(flat))
+        per_device = -(-size // n_dev)
+        if size_per_step is None or size_per_step >= per_device:
+            return sharded_vmap(fn, mesh=mesh)(*args)
+        pad = n_dev * per_device - size
+
+        def split(a):
+            if not eqx.is_array(a):
+                return a
+            a = _pad(jnp.asarray(a), 0, pad) if pad else a
+            return a.reshape(n_dev, per_device, *a.shape[1:])
+
+        out = sharded_vmap(eqx.Partial(_in_batches, fn, size_per_step), mesh=mesh)(
+            *jax.tree.map(split, args)
+        )
+        return jax.tree.map(
+            lambda a: a.reshape(n_dev * per_device, *a.shape[2:])[:size] if eqx.is_array(a) else a,
+            out,
+        )
+
+    return call

@@ -15,6 +15,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from .. import train
 from .._checks import check_binary, is_concrete
 from .._data import CausalData
+from ..parallel import sharded_map
 
 
 class AbstractFittedTE(eqx.Module):
@@ -162,14 +163,24 @@ def to_dtype(model: PyTree, dtype: Any) -> PyTree:
 
 
 def fit_batch(
-    model: AbstractTEModel, data: CausalData, *, key: PRNGKeyArray, n: int | None = None
+    model: AbstractTEModel,
+    data: CausalData,
+    *,
+    key: PRNGKeyArray,
+    n: int | None = None,
+    batch_size: int | None = None,
+    mesh: Any = None,
 ) -> AbstractFittedTE:
-    """Fits many copies of `model` in one compiled call.
+    """Fits many copies of `model` in one compiled call, sharded over devices.
 
     - Replications: `data` stacked on a leading axis (`CausalData.stack`, or the `train` field of
       [`jaxcausal.datasets.ihdp_replications`][]); copy `r` is fitted on `data[r]` with key
       `jr.split(key, R)[r]`.
     - Seeds: a single `data` set and `n` keys.
+
+    `batch_size` and `mesh` are those of [`jaxcausal.parallel.sharded_map`][]: by default all
+    copies train together on a GPU and one at a time on a CPU, where copies trained together wait
+    for the slowest one to stop early. A second call with the same shapes does not recompile.
 
     **Returns:** the fitted models with a leading axis on their arrays; query them with
     `eqx.filter_vmap(lambda m, x: m.effect(x))(fitted, xs)`.
@@ -185,14 +196,19 @@ def fit_batch(
     count = data.y.shape[0] if stacked else n
     if count < 1:
         raise ValueError(f"n must be at least 1, got {count}")
-    return _fit_batch(model, data, jr.split(key, count), stacked)
-
-
-@eqx.filter_jit
-def _fit_batch(model, data, keys, stacked):
+    keys = jr.split(key, count)
+    # `eqx.Partial`s keep the program cached across calls; their arrays are traced, not baked in.
     if stacked:
-        return eqx.filter_vmap(lambda d, k: model.fit(d, key=k))(data, keys)
-    return eqx.filter_vmap(lambda k: model.fit(data, key=k))(keys)
+        return sharded_map(eqx.Partial(_fit_copy, model), batch_size=batch_size, mesh=mesh)(
+            data, keys
+        )
+    return sharded_map(eqx.Partial(_fit_copy, model, data), batch_size=batch_size, mesh=mesh)(
+        keys
+    )
+
+
+def _fit_copy(model, data, key):
+    return model.fit(data, key=key)
 
 
 def as_windows(x: Array, window: int, n_vars: int, who: str) -> Array:

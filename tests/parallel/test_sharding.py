@@ -171,3 +171,43 @@ def test_import_does_not_start_the_backend():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+class _Tagged(eqx.Module):
+    value: jax.Array
+    count: jax.Array
+    scale: float  # a non-array leaf of the output
+    tag: str = eqx.field(static=True)
+
+
+_MAP_TRACES = [0]
+
+
+def _tagged(a, b):
+    _MAP_TRACES[0] += 1
+    return _Tagged(a * 2.0 + jnp.sum(b), jnp.sum(b > 0), 1.5, "t")
+
+
+@pytest.mark.parametrize("batch_size", [None, 1, 2, 3, 7, 10])
+def test_sharded_map_equals_vmap_for_any_batch_size(batch_size):
+    a = jnp.arange(7.0)
+    b = jr.normal(jr.key(0), (7, 3))
+    got = jc.parallel.sharded_map(_tagged, batch_size=batch_size)(a, b)
+    ref = jax.vmap(lambda x, y: _tagged(x, y).value)(a, b)
+    np.testing.assert_allclose(got.value, ref, rtol=1e-12)
+    np.testing.assert_array_equal(got.count, jnp.sum(b > 0, axis=1))
+    assert got.scale == 1.5 and got.tag == "t"
+
+
+def test_a_new_sharded_map_of_the_same_function_does_not_recompile():
+    a, b = jnp.arange(5.0), jnp.ones((5, 2))
+    jc.parallel.sharded_map(_tagged, batch_size=2)(a, b)
+    before = _MAP_TRACES[0]
+    jc.parallel.sharded_map(_tagged, batch_size=2)(a + 1.0, b)
+    assert _MAP_TRACES[0] == before
+
+
+@pytest.mark.parametrize("bad", [0, -1, True])
+def test_sharded_map_rejects_a_bad_batch_size(bad):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        jc.parallel.sharded_map(_tagged, batch_size=bad)
