@@ -42,13 +42,10 @@ class AbstractIntervention(eqx.Module):
         return value
 
 
-class Do(AbstractIntervention):
-    """Hard intervention `do(X := v)`: the node's mechanism is replaced by the constant `v`.
-
-    `values` maps node names to values; a NaN value leaves the node alone (so one batched call can
-    intervene on different nodes in different rows). `Do()` without values is the *kind* of
-    intervention that [`jaxcausal.scm.infer_interventions`][] looks for.
-    """
+class AbstractValueIntervention(AbstractIntervention):
+    """An intervention given by one value per target node (NaN: leave the node alone), so that
+    one batched call can intervene on different nodes in different rows. Subclasses say in
+    `apply` how the value acts on the node's own value."""
 
     values: dict[str, Array] | None = None
 
@@ -57,6 +54,15 @@ class Do(AbstractIntervention):
 
     def targets(self) -> tuple[str, ...]:
         return tuple(self.values or ())
+
+
+class Do(AbstractValueIntervention):
+    """Hard intervention `do(X := v)`: the node's mechanism is replaced by the constant `v`.
+
+    `values` maps node names to values; a NaN value leaves the node alone (so one batched call can
+    intervene on different nodes in different rows). `Do()` without values is the *kind* of
+    intervention that [`jaxcausal.scm.infer_interventions`][] looks for.
+    """
 
     def apply(self, name: str, value: Array) -> Array:
         if self.values is None or name not in self.values:
@@ -65,20 +71,12 @@ class Do(AbstractIntervention):
         return jnp.where(jnp.isnan(v), value, v)
 
 
-class Shift(AbstractIntervention):
+class Shift(AbstractValueIntervention):
     """Shift intervention `X := f(pa(X), U) + delta`: the mechanism's output moves by `delta`.
 
     `values` maps node names to shifts (NaN means no shift). `Shift()` without values is the kind
     of intervention that [`jaxcausal.scm.infer_interventions`][] looks for.
     """
-
-    values: dict[str, Array] | None = None
-
-    def __init__(self, values: Any = None):
-        self.values = _as_values(values, "values")
-
-    def targets(self) -> tuple[str, ...]:
-        return tuple(self.values or ())
 
     def apply(self, name: str, value: Array) -> Array:
         if self.values is None or name not in self.values:

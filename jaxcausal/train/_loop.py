@@ -15,10 +15,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 import optax
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 
-from .._checks import check_weights
+from .._checks import check_weights, is_concrete
 from ._progress import progress_bar, report_progress
 
 LossFn = Callable[..., Float[Array, ""]]
@@ -354,8 +355,13 @@ def fit_ensemble(
                 f"models must carry a leading member axis of size {members} (one per row of "
                 f"weights); found an array leaf of shape {tuple(leaf.shape)}"
             )
-    for e in range(members):
-        check_weights(weights[e], n, f"weights[{e}]")
+    if is_concrete(weights):
+        # One host transfer for all members; the first bad member's check raises, naming it.
+        host = np.asarray(weights)
+        bad = ~np.isfinite(host).all(axis=1) | (host < 0).any(axis=1) | ~(host > 0).any(axis=1)
+        if bad.any():
+            e = int(np.argmax(bad))
+            check_weights(weights[e], n, f"weights[{e}]")
     if val_weights is not None:
         val_weights = jnp.asarray(val_weights)
         if val_weights.shape != weights.shape:

@@ -193,3 +193,18 @@ def test_bad_arguments_raise_naming_them(key):
         jc.train.fit(squared_loss, model, (x, y), opt, key=key, max_steps=0)
     with pytest.raises(ValueError, match="models must carry a leading member axis of size 4"):
         jc.train.fit_ensemble(squared_loss, model, (x, y), opt, key=key, weights=jnp.ones((4, 40)))
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [(jnp.full(40, jnp.nan), r"weights\[2\] contains NaN"),
+     (-jnp.ones(40), r"weights\[2\] must be non-negative"),
+     (jnp.zeros(40), r"weights\[2\] must have at least one positive entry")],
+)
+def test_fit_ensemble_names_the_first_bad_member_of_weights(key, row, message):
+    x, y = _linear_data()
+    models = eqx.filter_vmap(lambda _: Affine(jnp.zeros(3), jnp.zeros(())))(jnp.arange(4))
+    weights = jnp.ones((4, 40)).at[2].set(row).at[3].set(-jnp.ones(40))
+    with pytest.raises(ValueError, match=message):
+        jc.train.fit_ensemble(squared_loss, models, (x, y), optax.adam(0.1), key=key,
+                              weights=weights)
