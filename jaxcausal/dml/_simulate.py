@@ -72,8 +72,9 @@ def simulate(
     - `batch_size`: replications computed together on a device. Default: all of them on a GPU
       or TPU, and one at a time on a CPU. Networks of a batch train in lockstep until the
       slowest one stops early, which a GPU absorbs in parallel but a CPU pays for in full
-      (measured: 100 PLR fits with MLP nuisances on one core, 96 s as one batch, 57 s in
-      batches of 10, 33 s one at a time). Results do not depend on it beyond rounding.
+      (`benchmarks/cpu_batching.py`: 100 PLR fits with MLP nuisances on one core, 79 s as one
+      batch, 44 s in batches of 10, 26 s one at a time). Results do not depend on it beyond
+      rounding.
 
     **Returns:** a `pandas.DataFrame`. Summarised: `truth`, `n_sims`, `n_failed`, `mean`, `bias`,
     `rmse`, `sd`, `mean_se`, `bias_over_se` (bias / mean se) and `coverage`, indexed by treatment.

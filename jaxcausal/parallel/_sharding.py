@@ -266,8 +266,9 @@ def sharded_map(
     The default `batch_size` is all elements at once on GPUs and TPUs (plain
     [`jaxcausal.parallel.sharded_vmap`][]) and one at a time on CPU devices. On a CPU, members of
     one vmapped batch that train with early stopping run in lockstep until the slowest one stops,
-    and a large batch no longer fits the caches: 100 DML fits with MLP nuisances took 96 s as
-    one batch and 33 s one at a time on one core, while a GPU fills its cores with the batch.
+    and a large batch no longer fits the caches: 100 DML fits with MLP nuisances took 79 s as
+    one batch and 26 s one at a time on one core (`benchmarks/cpu_batching.py`), while a GPU
+    fills its cores with the batch.
     Results do not depend on `batch_size` beyond the rounding of the compiled kernels.
 
     **Arguments:**
