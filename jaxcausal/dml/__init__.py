@@ -28,3 +28,19 @@ from ._scores import (
     PartiallingOut as PartiallingOut,
 )
 from ._simulate import simulate as simulate
+
+# quantile models (potential quantiles, QTE, LPQ, CVaR) and their nonlinear-score solvers
+from ._quantile import (
+    CVaR as CVaR,
+    LPQ as LPQ,
+    PQ as PQ,
+    QTE as QTE,
+    AbstractQuantileDML as AbstractQuantileDML,
+)
+from ._quantile_scores import (
+    AbstractQuantileScore as AbstractQuantileScore,
+    ConditionalValueAtRisk as ConditionalValueAtRisk,
+    LocalPotentialQuantile as LocalPotentialQuantile,
+    PotentialQuantile as PotentialQuantile,
+)
+from ._quantile_split import draw_inner_folds as draw_inner_folds
