@@ -12,6 +12,7 @@ $\sqrt{\overline{\psi^2} / (n J^2)}$, intervals, the multiplier bootstrap and
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -146,7 +147,9 @@ class AbstractQuantileDML(eqx.Module):
         external = self._external(external_predictions, data)
         if not external and (self.ml_g is None or self.ml_m is None):
             raise ValueError("ml_g and ml_m may only be None when external_predictions are given")
-        result = _fit_compiled(self, data, folds, inner_folds, key, external, self._names(data))
+        result = _fit_compiled(self, data, folds, inner_folds, key, external)
+        # names outside the compiled call: a new quantile grid must not retrace
+        result = dataclasses.replace(result, t_names=self._names(data))
         return _throw(result, throw)
 
     def _check_data(self, data: CausalData) -> None:
@@ -205,7 +208,7 @@ class AbstractQuantileDML(eqx.Module):
 
 
 @eqx.filter_jit
-def _fit_compiled(model, data, folds, inner, key, external, names) -> DMLResult:
+def _fit_compiled(model, data, folds, inner, key, external) -> DMLResult:
     _TRACES[0] += 1
     k_folds, k_inner, k_fit = jr.split(key, 3)
     strata, n_strata = model.quantile_score.strata(data)
@@ -215,7 +218,7 @@ def _fit_compiled(model, data, folds, inner, key, external, names) -> DMLResult:
         inner = draw_inner_folds(k_inner, folds, strata, model.n_folds, n_strata)
     quantiles = model.quantile_grid.astype(data.y.dtype)
     cells = model.quantile_score.cells(model, data, folds, inner, k_fit, external, quantiles, model.levels)
-    return _result(model, cells, folds, names)
+    return _result(model, cells, folds, ())
 
 
 def _by_cell(v: Array) -> Array:

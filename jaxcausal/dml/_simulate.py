@@ -17,9 +17,10 @@ from .._data import CausalData
 from ..parallel import sharded_map
 from ._base import AbstractDML
 from ._inference import normal_quantile
+from ._quantile import AbstractQuantileDML
 
 
-def _replicate(estimator: AbstractDML, dgp: Callable, z: float, key: PRNGKeyArray):
+def _replicate(estimator: AbstractDML | AbstractQuantileDML, dgp: Callable, z: float, key: PRNGKeyArray):
     k_data, k_fit = jr.split(key)
     drawn = dgp(k_data)
     data, truth = drawn if isinstance(drawn, tuple) else (drawn, jnp.nan)
@@ -37,7 +38,7 @@ def _replicate(estimator: AbstractDML, dgp: Callable, z: float, key: PRNGKeyArra
 
 
 def simulate(
-    estimator: AbstractDML,
+    estimator: AbstractDML | AbstractQuantileDML,
     dgp: Callable[[PRNGKeyArray], Any],
     *,
     key: PRNGKeyArray,
@@ -86,7 +87,7 @@ def simulate(
     table = jc.dml.simulate(est, dgp, key=jr.key(0), n_sims=1000, truth=0.5)
     ```
     """
-    if not isinstance(estimator, AbstractDML):
+    if not isinstance(estimator, AbstractDML | AbstractQuantileDML):
         raise TypeError(f"estimator must be a DML model (e.g. jc.dml.PLR); got {estimator!r}")
     if not callable(dgp):
         raise TypeError(f"dgp must be a function key -> CausalData; got {dgp!r}")
