@@ -13,6 +13,6 @@ from ._dml import (
     make_plr_CCDDHNR2018 as make_plr_CCDDHNR2018,
 )
 from ._ihdp import IHDP as IHDP, ihdp as ihdp, ihdp_replications as ihdp_replications
-from ._quantile import LocationScaleQTE as LocationScaleQTE
 from ._q10 import q10_arrays as q10_arrays, q10_synthetic as q10_synthetic
+from ._quantile import LocationScaleQTE as LocationScaleQTE
 from ._sachs import SACHS_CONDITIONS as SACHS_CONDITIONS, Sachs as Sachs, sachs as sachs

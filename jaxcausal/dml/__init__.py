@@ -17,6 +17,22 @@ from ._inference import (
 from ._irm import IRM as IRM
 from ._pliv import PLIV as PLIV
 from ._plr import PLR as PLR
+
+# quantile models (potential quantiles, QTE, LPQ, CVaR) and their nonlinear-score solvers
+from ._quantile import (
+    LPQ as LPQ,
+    PQ as PQ,
+    QTE as QTE,
+    AbstractQuantileDML as AbstractQuantileDML,
+    CVaR as CVaR,
+)
+from ._quantile_scores import (
+    AbstractQuantileScore as AbstractQuantileScore,
+    ConditionalValueAtRisk as ConditionalValueAtRisk,
+    LocalPotentialQuantile as LocalPotentialQuantile,
+    PotentialQuantile as PotentialQuantile,
+)
+from ._quantile_split import draw_inner_folds as draw_inner_folds
 from ._result import BootstrapResult as BootstrapResult, DMLResult as DMLResult
 from ._scores import (
     ATE as ATE,
@@ -28,19 +44,3 @@ from ._scores import (
     PartiallingOut as PartiallingOut,
 )
 from ._simulate import simulate as simulate
-
-# quantile models (potential quantiles, QTE, LPQ, CVaR) and their nonlinear-score solvers
-from ._quantile import (
-    CVaR as CVaR,
-    LPQ as LPQ,
-    PQ as PQ,
-    QTE as QTE,
-    AbstractQuantileDML as AbstractQuantileDML,
-)
-from ._quantile_scores import (
-    AbstractQuantileScore as AbstractQuantileScore,
-    ConditionalValueAtRisk as ConditionalValueAtRisk,
-    LocalPotentialQuantile as LocalPotentialQuantile,
-    PotentialQuantile as PotentialQuantile,
-)
-from ._quantile_split import draw_inner_folds as draw_inner_folds

@@ -99,8 +99,10 @@ class AbstractQuantileDML(eqx.Module):
         if not 0.0 < self.trimming < 0.5:
             raise ValueError(f"trimming must be in (0, 0.5), got {self.trimming}")
 
-    def _names(self, data: CausalData) -> tuple[str, ...]:
-        return data.t_names
+    def row_names(self, t_names: tuple[str, ...]) -> tuple[str, ...]:
+        """Names of the result's rows (`t_names` of the result) for data with treatment
+        names `t_names`."""
+        return tuple(t_names)
 
     def fit(
         self,
@@ -149,7 +151,7 @@ class AbstractQuantileDML(eqx.Module):
             raise ValueError("ml_g and ml_m may only be None when external_predictions are given")
         result = _fit_compiled(self, data, folds, inner_folds, key, external)
         # names outside the compiled call: a new quantile grid must not retrace
-        result = dataclasses.replace(result, t_names=self._names(data))
+        result = dataclasses.replace(result, t_names=self.row_names(data.t_names))
         return _throw(result, throw)
 
     def _check_data(self, data: CausalData) -> None:
@@ -217,7 +219,9 @@ def _fit_compiled(model, data, folds, inner, key, external) -> DMLResult:
     if inner is None:
         inner = draw_inner_folds(k_inner, folds, strata, model.n_folds, n_strata)
     quantiles = model.quantile_grid.astype(data.y.dtype)
-    cells = model.quantile_score.cells(model, data, folds, inner, k_fit, external, quantiles, model.levels)
+    cells = model.quantile_score.cells(
+        model, data, folds, inner, k_fit, external, quantiles, model.levels
+    )
     return _result(model, cells, folds, ())
 
 
@@ -483,7 +487,7 @@ class QTE(AbstractQuantileDML):
     def quantile_grid(self) -> Array:
         return self.quantiles
 
-    def _names(self, data: CausalData) -> tuple[str, ...]:
+    def row_names(self, t_names: tuple[str, ...]) -> tuple[str, ...]:
         if not is_concrete(self.quantiles):
             return tuple(f"q{i}" for i in range(self.quantiles.shape[0]))
         return tuple(f"{q:g}" for q in np.asarray(self.quantiles).tolist())

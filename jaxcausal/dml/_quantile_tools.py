@@ -9,7 +9,7 @@ import jax.random as jr
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ..learners import AbstractLearner
-from ._nonlinear import brent_minimize, brent_root, bracket_guess
+from ._nonlinear import bracket_guess, brent_minimize, brent_root
 
 
 def fit_batch(

@@ -20,7 +20,9 @@ from ._inference import normal_quantile
 from ._quantile import AbstractQuantileDML
 
 
-def _replicate(estimator: AbstractDML | AbstractQuantileDML, dgp: Callable, z: float, key: PRNGKeyArray):
+def _replicate(
+    estimator: AbstractDML | AbstractQuantileDML, dgp: Callable, z: float, key: PRNGKeyArray
+):
     k_data, k_fit = jr.split(key)
     drawn = dgp(k_data)
     data, truth = drawn if isinstance(drawn, tuple) else (drawn, jnp.nan)
@@ -105,6 +107,8 @@ def simulate(
     if np.isnan(true).any():
         raise ValueError("truth is unknown: pass truth= or let dgp return (data, truth)")
     names = _treatment_names(dgp, keys[0])
+    if isinstance(estimator, AbstractQuantileDML):  # one row per quantile
+        names = list(estimator.row_names(tuple(names)))
     rows = pd.DataFrame({
         "sim": np.repeat(np.arange(n_sims), theta.shape[1]),
         "treatment": np.tile(names, n_sims),
