@@ -15,6 +15,11 @@ from ._inference import (
     WildBootstrap as WildBootstrap,
 )
 from ._irm import IRM as IRM
+from ._nonlinear import (
+    AbstractPreliminarySolver as AbstractPreliminarySolver,
+    BrentMinimum as BrentMinimum,
+    BrentRoot as BrentRoot,
+)
 from ._pliv import PLIV as PLIV
 from ._plr import PLR as PLR
 

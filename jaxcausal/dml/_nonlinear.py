@@ -23,6 +23,7 @@ others; the models turn the flags into checks.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 
 import equinox as eqx
@@ -369,3 +370,43 @@ def kde_at_zero(
     w = weights / jnp.sum(weights)
     kernel = 0.3989422804014327 * jnp.exp(-((u / h) ** 2) / 2.0)
     return jnp.sum(kernel * w) / h
+
+
+class AbstractPreliminarySolver(eqx.Module):
+    """How the quantile models solve their preliminary (IPW) score on a bracket."""
+
+    @abc.abstractmethod
+    def solve(
+        self, fn: ScalarFn, a: Float[Array, ""], b: Float[Array, ""], found: Bool[Array, ""]
+    ) -> tuple[Float[Array, ""], Bool[Array, ""]]:
+        """`(estimate, ok)` for the score `fn` and the bracket `[a, b]` (`found`: whether the
+        bracket holds a sign change)."""
+
+
+class BrentMinimum(AbstractPreliminarySolver):
+    r"""DoubleML's preliminary solve: Brent's minimiser of $|\bar\psi(\theta)|$ started from
+    the bracket (`scipy.optimize.minimize_scalar(method="brent")`), replayed step by step.
+
+    On a step score the minimiser stops somewhere in a flat stretch, and once two of its points
+    share a stretch the next parabola puts a point at their exact midpoint: which way the search
+    continues is then decided by the last bits of the score values (their summation order). The
+    stretch is reproducible, the point inside it is not always, so the outcome learner's targets
+    $1\{Y \le \hat\theta_0\}$ (PQ, LPQ) or the CVaR's tail target can differ from
+    DoubleML's when a second-half outcome lies between the two points. The default, for parity.
+    """
+
+    def solve(self, fn, a, b, found):
+        del found  # DoubleML minimises on the bracket whether or not it holds a sign change
+        return brent_minimize(lambda t: jnp.abs(fn(t)), a, b)
+
+
+class BrentRoot(AbstractPreliminarySolver):
+    r"""A root of the preliminary score by Brent's root finder (`scipy.optimize.brentq`): for a
+    step score the jump where it changes sign, on the side where $|\bar\psi|$ is smaller.
+    Deterministic up to the `2e-12` tolerance whatever the summation order; fails (a check)
+    when the bracket holds no sign change.
+    """
+
+    def solve(self, fn, a, b, found):
+        est, ok = brent_root(fn, a, b)
+        return est, ok & found

@@ -26,6 +26,7 @@ from .._checks import check_binary, is_concrete
 from .._data import CausalData
 from ..learners import AbstractLearner
 from ._crossfit import check_folds
+from ._nonlinear import AbstractPreliminarySolver, BrentMinimum
 from ._quantile_scores import (
     AbstractQuantileScore,
     Cells,
@@ -98,6 +99,9 @@ class AbstractQuantileDML(eqx.Module):
             raise ValueError(f"n_rep must be a positive integer, got {self.n_rep!r}")
         if not 0.0 < self.trimming < 0.5:
             raise ValueError(f"trimming must be in (0, 0.5), got {self.trimming}")
+        if not isinstance(self.preliminary, AbstractPreliminarySolver):
+            raise TypeError(f"preliminary must be BrentMinimum() or BrentRoot(); got "
+                            f"{self.preliminary!r}")
 
     def row_names(self, t_names: tuple[str, ...]) -> tuple[str, ...]:
         """Names of the result's rows (`t_names` of the result) for data with treatment
@@ -323,6 +327,9 @@ class PQ(AbstractQuantileDML):
     - `treatment`: the level $d$, 0 or 1.
     - `normalize_ipw`: normalise the inverse probability weights (DoubleML's default `True`).
     - `trimming`: propensities are clipped to `[trimming, 1 - trimming]`.
+    - `preliminary`: the solver of the preliminary IPW estimate: [`jaxcausal.dml.BrentMinimum`][]
+      (DoubleML's, the default) or [`jaxcausal.dml.BrentRoot`][] (the root of the step score,
+      independent of rounding).
     - `n_folds`, `n_rep`: folds and repetitions of cross-fitting.
 
     ```python
@@ -340,6 +347,7 @@ class PQ(AbstractQuantileDML):
     treatment: int = eqx.field(static=True, default=1)
     normalize_ipw: bool = eqx.field(static=True, default=True)
     trimming: float = eqx.field(static=True, default=0.01)
+    preliminary: AbstractPreliminarySolver = BrentMinimum()
     n_folds: int = eqx.field(static=True, default=5)
     n_rep: int = eqx.field(static=True, default=1)
 
@@ -372,6 +380,7 @@ class LPQ(AbstractQuantileDML):
     treatment: int = eqx.field(static=True, default=1)
     normalize_ipw: bool = eqx.field(static=True, default=True)
     trimming: float = eqx.field(static=True, default=0.01)
+    preliminary: AbstractPreliminarySolver = BrentMinimum()
     n_folds: int = eqx.field(static=True, default=5)
     n_rep: int = eqx.field(static=True, default=1)
 
@@ -403,6 +412,7 @@ class CVaR(AbstractQuantileDML):
     treatment: int = eqx.field(static=True, default=1)
     normalize_ipw: bool = eqx.field(static=True, default=True)
     trimming: float = eqx.field(static=True, default=0.01)
+    preliminary: AbstractPreliminarySolver = BrentMinimum()
     n_folds: int = eqx.field(static=True, default=5)
     n_rep: int = eqx.field(static=True, default=1)
 
@@ -446,7 +456,8 @@ class QTE(AbstractQuantileDML):
     - `quantiles`: the grid, values in (0, 1).
     - `score`: `PotentialQuantile()` (default), `LocalPotentialQuantile()` or
       `ConditionalValueAtRisk()`.
-    - `normalize_ipw`, `trimming`, `n_folds`, `n_rep`: as for [`jaxcausal.dml.PQ`][].
+    - `normalize_ipw`, `trimming`, `preliminary`, `n_folds`, `n_rep`: as for
+      [`jaxcausal.dml.PQ`][].
 
     ```python
     est = jc.dml.QTE(jc.learners.Logistic(), jc.learners.Logistic(),
@@ -463,6 +474,7 @@ class QTE(AbstractQuantileDML):
     score: AbstractQuantileScore = PotentialQuantile()
     normalize_ipw: bool = eqx.field(static=True, default=True)
     trimming: float = eqx.field(static=True, default=0.01)
+    preliminary: AbstractPreliminarySolver = BrentMinimum()
     n_folds: int = eqx.field(static=True, default=5)
     n_rep: int = eqx.field(static=True, default=1)
 

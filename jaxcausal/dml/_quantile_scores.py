@@ -143,7 +143,7 @@ def _prelim_weights(model, s: _Setup, m_pre):
     )
 
 
-def _prelim_estimates(s: _Setup, a, quantiles, carry_start: bool = True):
+def _prelim_estimates(model, s: _Setup, a, quantiles, carry_start: bool = True):
     """Preliminary estimates `(R, K, L, Q)` from weights `a (R, K, L, n)`.
 
     DoubleML's PQ and LPQ keep the start value of the solve on the model object and overwrite it
@@ -153,7 +153,8 @@ def _prelim_estimates(s: _Setup, a, quantiles, carry_start: bool = True):
     """
 
     def one(a_fl, first, q, start):
-        return preliminary_solve(s.y, a_fl, first, q, start, s.lower, s.upper)
+        return preliminary_solve(model.preliminary, s.y, a_fl, first, q, start, s.lower,
+                                 s.upper)
 
     per_rep = _over(one, (0, 0, None, None), (0, None, None, 0), (None, None, 0, 0))
 
@@ -233,7 +234,7 @@ class PotentialQuantile(AbstractQuantileScore):
             k_m, k_g = jr.split(key)
             m_pre, m_fin = _propensities(model, s, k_m)
             a_pre = _prelim_weights(model, s, m_pre)
-            ipw, ok_pre = _prelim_estimates(s, a_pre, quantiles)
+            ipw, ok_pre = _prelim_estimates(model, s, a_pre, quantiles)
             targets = (s.y[None, None, None, None] <= ipw[..., None]).astype(s.y.dtype)
             rows = jnp.broadcast_to(
                 s.second[:, :, None, None, :] * s.ind[None, None, :, None, :], targets.shape
@@ -293,7 +294,7 @@ class ConditionalValueAtRisk(AbstractQuantileScore):
         k_m, k_g = jr.split(key)
         m_pre, m_fin = _propensities(model, s, k_m)
         a_pre = _prelim_weights(model, s, m_pre)
-        ipw, ok_pre = _prelim_estimates(s, a_pre, quantiles, carry_start=False)
+        ipw, ok_pre = _prelim_estimates(model, s, a_pre, quantiles, carry_start=False)
         qq = quantiles[None, None, None, :, None]
         y5 = s.y[None, None, None, None]
         targets = jnp.maximum(ipw[..., None], (y5 - qq * ipw[..., None]) / (1.0 - qq))
@@ -390,7 +391,7 @@ class LocalPotentialQuantile(AbstractQuantileScore):
 
             base = _over(prelim, (0, 0, 0, 0), (0, 0, 0, 0))(mz_pre, md0_pre, md1_pre, first)
             a_pre = sign[None, None, :, None] * base[:, :, None, :] * s.ind[None, None]
-            ipw, ok_pre = _prelim_estimates(s, a_pre, quantiles)
+            ipw, ok_pre = _prelim_estimates(model, s, a_pre, quantiles)
             y5 = s.y[None, None, None, None]
             du = s.ind[None, None, :, None, :] * (y5 <= ipw[..., None])
             second = s.second[:, :, None, None, :]

@@ -9,7 +9,7 @@ import jax.random as jr
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ..learners import AbstractLearner
-from ._nonlinear import bracket_guess, brent_minimize, brent_root
+from ._nonlinear import bracket_guess, brent_root
 
 
 def fit_batch(
@@ -72,10 +72,10 @@ def step_mean(theta, y, a, offset, count):
     return jnp.sum(jnp.where(y <= theta, a, 0.0)) / count + offset
 
 
-def preliminary_solve(y, a, rows, q, start, lower, upper):
-    r"""DoubleML's preliminary estimate: the minimiser of
-    $|\sum_{i \in \text{rows}} a_i 1\{y_i \le \theta\} / |\text{rows}| - q|$ by Brent's method
-    from a bracket around `start` (a point in the flat stretch of smallest absolute score).
+def preliminary_solve(solver, y, a, rows, q, start, lower, upper):
+    r"""The preliminary estimate: `solver` applied to
+    $\sum_{i \in \text{rows}} a_i 1\{y_i \le \theta\} / |\text{rows}| - q$ on DoubleML's
+    bracket around `start`.
 
     **Returns:** `(estimate, ok)`.
     """
@@ -85,9 +85,8 @@ def preliminary_solve(y, a, rows, q, start, lower, upper):
     def score(theta):
         return step_mean(theta, y, weights, -q, count)
 
-    lo, hi, _ = bracket_guess(score, start, lower, upper)
-    est, ok = brent_minimize(lambda t: jnp.abs(score(t)), lo, hi)
-    return est, ok
+    lo, hi, found = bracket_guess(score, start, lower, upper)
+    return solver.solve(score, lo, hi, found)
 
 
 def final_solve(y, a, b_mean, start, lower, upper):
