@@ -19,6 +19,7 @@ from ._base import (
     Training,
     as_windows,
     binary_arrays,
+    check_eagerly,
     run_training,
     to_dtype,
 )
@@ -35,8 +36,8 @@ class FittedOLS(AbstractFittedTE):
 
 
 @eqx.filter_jit
-def _fit_ols(config: OLS, data: CausalData):
-    x, t, y = binary_arrays(data, "OLS")
+def _fit_ols(config: OLS, data: CausalData, checked: bool = False):
+    x, t, y = binary_arrays(data, "OLS", checked=checked)
     if config.interactions:
         fits = [learners.Linear(config.ridge).fit(x, y, key=jr.key(0), weights=w)
                 for w in (1.0 - t, t)]
@@ -62,8 +63,8 @@ class OLS(AbstractTEModel):
 
     def fit(self, data: CausalData, *, key: PRNGKeyArray) -> FittedOLS:
         del key  # deterministic; the key keeps the common signature
-        binary_arrays(data, "OLS")  # eager errors before compiling
-        return _fit_ols(self, data)
+        checked = check_eagerly(data, "OLS")  # eager errors before compiling
+        return _fit_ols(self, data, checked=checked)
 
 
 class ArmNets(eqx.Module):
@@ -96,8 +97,8 @@ def _arm_loss(model, data, weights, *, key):
 
 
 @eqx.filter_jit
-def _fit_tlearner(config: TLearner, data: CausalData, key):
-    x, t, y = binary_arrays(data, "TLearner")
+def _fit_tlearner(config: TLearner, data: CausalData, key, checked: bool = False):
+    x, t, y = binary_arrays(data, "TLearner", checked=checked)
     k0, k1, k_train = jr.split(key, 3)
     scaler = Scaler.of(x, y, jnp.ones_like(y))
     make = [nn.MLP(x.shape[1], "scalar", config.width, config.depth,
@@ -124,8 +125,8 @@ class TLearner(AbstractTEModel):
     training: Training = Training()
 
     def fit(self, data: CausalData, *, key: PRNGKeyArray) -> FittedTLearner:
-        binary_arrays(data, "TLearner")  # eager errors before compiling
-        return _fit_tlearner(self, data, key)
+        checked = check_eagerly(data, "TLearner")  # eager errors before compiling
+        return _fit_tlearner(self, data, key, checked)
 
 
 class GRUArm(eqx.Module):
@@ -155,8 +156,8 @@ class FittedGRUTLearner(AbstractFittedTE):
 
 
 @eqx.filter_jit
-def _fit_gru_tlearner(config: GRUTLearner, data: CausalData, key):
-    x, t, y = binary_arrays(data, "GRUTLearner")
+def _fit_gru_tlearner(config: GRUTLearner, data: CausalData, key, checked: bool = False):
+    x, t, y = binary_arrays(data, "GRUTLearner", checked=checked)
     w = as_windows(x, config.window, config.n_vars, "GRUTLearner")
     ks = jr.split(key, 5)
     scaler = Scaler.of(x, y, jnp.ones_like(y))
@@ -181,5 +182,5 @@ class GRUTLearner(AbstractTEModel):
 
     def fit(self, data: CausalData, *, key: PRNGKeyArray) -> FittedGRUTLearner:
         as_windows(data.x, self.window, self.n_vars, "GRUTLearner")
-        binary_arrays(data, "GRUTLearner")  # eager errors before compiling
-        return _fit_gru_tlearner(self, data, key)
+        checked = check_eagerly(data, "GRUTLearner")  # eager errors before compiling
+        return _fit_gru_tlearner(self, data, key, checked)
