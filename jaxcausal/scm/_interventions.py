@@ -92,9 +92,16 @@ class Soft(AbstractIntervention):
     distribution given its parents (a `numpyro.distributions.Distribution`) and returns a new one,
     e.g. `lambda d: dist.Normal(d.loc, 0.5 * d.scale)`; for a `numpyro.deterministic` site it
     takes and returns the value.
+
+    Compiled samplers are reused when the functions are the same objects: a new `lambda` at
+    every call retraces and recompiles. Write the function once (module level), or make its
+    parameters arrays of an `equinox.Partial` (or an Equinox module): they are traced, so
+    `Soft({"x": eqx.Partial(scale_noise, jnp.asarray(s))})` compiles once for every `s`.
     """
 
-    fns: tuple[tuple[str, Callable], ...] = eqx.field(static=True)
+    # Not static: arrays inside the functions (an `eqx.Partial`'s arguments) are traced, and plain
+    # functions are static leaves compared by identity.
+    fns: tuple[tuple[str, Callable], ...]
 
     def __init__(self, fns: Mapping[str, Any]):
         if not isinstance(fns, Mapping):

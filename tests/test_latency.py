@@ -1,0 +1,181 @@
+"""First answers (#13): cheap imports, the persistent compilation cache, progress without host
+callbacks, and compiled programs that are reused."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import numpyro.distributions as dist
+import pytest
+
+import jaxcausal as jc
+from jaxcausal import _cache
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _python(code: str, env: dict | None = None) -> str:
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=full_env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_import_and_cli_answers_do_not_import_jax():
+    out = _python(
+        "import sys, io, contextlib\n"
+        "import jaxcausal as jc\n"
+        "from jaxcausal.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['version'])\n"
+        "    try:\n"
+        "        main(['--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(sorted(m for m in ('jax', 'numpy', 'pandas', 'equinox') if m in sys.modules))\n"
+        "jc.learners.MLP\n"
+        "print('flax' in sys.modules)\n"
+        "jc.learners.FlaxLearner\n"
+        "print('flax' in sys.modules)\n"
+    )
+    assert out.split("\n")[:3] == ["[]", "False", "True"]
+
+
+def test_default_cache_directory_and_switch(monkeypatch, tmp_path):
+    monkeypatch.delenv("JAXCAUSAL_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert _cache.default_cache_dir() == tmp_path / "xdg" / "jaxcausal"
+    monkeypatch.setenv("JAXCAUSAL_CACHE_DIR", str(tmp_path / "mine"))
+    assert _cache.default_cache_dir() == tmp_path / "mine"
+    for off in ("0", "false", "OFF"):
+        monkeypatch.setenv("JAXCAUSAL_CACHE", off)
+        assert _cache.cache_disabled()
+        # Off: the default cache leaves JAX alone (the test suite runs with it off).
+        assert jc.enable_compilation_cache() is None
+        assert _cache.use_default_cache() is None
+    assert jax.config.jax_compilation_cache_dir is None
+    assert not (tmp_path / "mine").exists()
+
+
+SCRIPT = """
+import json, jax.monitoring as mon, jax.random as jr
+import jaxcausal as jc
+hits = []
+mon.register_event_listener(lambda e, **k: hits.append(e) if e.endswith("cache_hits") else None)
+path = jc.enable_compilation_cache()
+rep = jc.datasets.ihdp(0, key=jr.key(0))
+fitted = jc.te.OLS().fit(rep.train, key=jr.key(1))
+print(json.dumps({"path": str(path), "hits": len(hits), "ate": float(fitted.ate(rep.test.x))}))
+"""
+
+
+def test_a_second_process_loads_compiled_programs_from_the_cache(tmp_path):
+    env = {"JAXCAUSAL_CACHE": "1", "JAXCAUSAL_CACHE_DIR": str(tmp_path / "cache")}
+    first = json.loads(_python(SCRIPT, env).strip().splitlines()[-1])
+    second = json.loads(_python(SCRIPT, env).strip().splitlines()[-1])
+    assert first["path"] == str(tmp_path / "cache")
+    assert any((tmp_path / "cache").iterdir())
+    assert first["hits"] == 0 and second["hits"] > 0
+    assert second["ate"] == first["ate"]
+
+
+def _callbacks(jaxpr) -> int:
+    count = 0
+    for eqn in jaxpr.eqns:
+        count += "callback" in eqn.primitive.name
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            count += _callbacks(sub)
+    return count
+
+
+def test_te_fits_on_checked_data_hold_no_host_callback():
+    # A program with a host callback is never written to the persistent cache by JAX: fits whose
+    # inputs were checked eagerly compile without the traced checks.
+    from jaxcausal.te._baselines import _fit_ols
+
+    rep = jc.datasets.ihdp(0, key=jr.key(0))
+
+    def arrays(checked):
+        fn = lambda d: eqx.filter(_fit_ols(jc.te.OLS(), d, checked=checked), eqx.is_array)  # noqa: E731
+        return jax.make_jaxpr(fn)(rep.train).jaxpr
+
+    assert _callbacks(arrays(True)) == 0
+    assert _callbacks(arrays(False)) > 0
+    with pytest.raises(ValueError, match="binary"):
+        jc.te.OLS().fit(eqx.tree_at(lambda d: d.t, rep.train, rep.train.t * 2.0), key=jr.key(1))
+
+
+def _plr_dgp(k):
+    return jc.datasets.make_plr_CCDDHNR2018(n_obs=60, dim_x=3, key=k), 0.5
+
+
+def test_simulate_says_how_many_fits_and_progress_does_not_change_results(capsys):
+    est = jc.dml.PLR(jc.learners.Linear(), jc.learners.Linear(), n_folds=2)
+    quiet = jc.dml.simulate(est, _plr_dgp, key=jr.key(3), n_sims=3, summarize=False,
+                            progress=False)
+    assert capsys.readouterr().err == ""
+    shown = jc.dml.simulate(est, _plr_dgp, key=jr.key(3), n_sims=3, summarize=False)
+    err = capsys.readouterr().err
+    assert "3 replications of PLR on 60 rows, 4 nuisance fits each" in err
+    assert "12 fits in all" in err and "simulate" in err
+    np.testing.assert_array_equal(quiet["theta"], shown["theta"])
+
+
+def test_fit_batch_progress_does_not_change_results(capsys):
+    reps = jc.datasets.ihdp_replications(3, key=jr.key(0))
+    quiet = jc.te.fit_batch(jc.te.OLS(), reps.train, key=jr.key(1), progress=False)
+    shown = jc.te.fit_batch(jc.te.OLS(), reps.train, key=jr.key(1))
+    assert "fit_batch" in capsys.readouterr().err
+    for a, b in zip(jax.tree.leaves(quiet), jax.tree.leaves(shown)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_chunked_map_pads_the_last_chunk(monkeypatch, capsys):
+    from jaxcausal import _progress
+
+    monkeypatch.setattr(_progress, "TARGET_CHUNKS", 2)  # 5 elements: chunks of 3, the last padded
+    out = _progress.chunked_map(lambda k: jnp.sum(jr.normal(k, (4,))), jr.split(jr.key(0), 5),
+                                batch_size=1, mesh=None, progress=True, desc="t", unit="x")
+    plain = jax.vmap(lambda k: jnp.sum(jr.normal(k, (4,))))(jr.split(jr.key(0), 5))
+    np.testing.assert_allclose(out, plain, rtol=1e-12)
+    assert out.shape == (5,)
+
+
+def _scaled(s, d):
+    return dist.Normal(d.loc, s * d.scale)
+
+
+def test_soft_with_array_parameters_compiles_once(key):
+    from jaxcausal.scm._scm import count_sample_traces
+
+    from .scm._models import linear_scm
+
+    scm, _ = linear_scm(11)
+    scm.soft({"x2": eqx.Partial(_scaled, jnp.asarray(0.5))}).sample(40, key=key)
+    before = count_sample_traces()
+    draws = [scm.soft({"x2": eqx.Partial(_scaled, jnp.asarray(s))}).sample(40, key=key)
+             for s in (0.1, 2.0)]
+    assert count_sample_traces() == before
+    # same noise, different scale: the soft intervention acts with the traced value
+    assert float(jnp.std(draws[1]["x2"])) > 5 * float(jnp.std(draws[0]["x2"]))
+
+
+def test_fresh_noise_blocks_match_one_call_and_single_samples(key):
+    from .scm._models import linear_scm
+
+    scm, _ = linear_scm(7)
+    values = jnp.array([-1.0, 0.5, jnp.nan, 2.0, 1.0])
+    whole = jc.scm.interventional_samples(scm, {"x2": values}, 30, key=key)
+    blocks = jc.scm.interventional_samples(scm, {"x2": values}, 30, key=key, chunk=2)
+    for v in whole:
+        np.testing.assert_allclose(blocks[v], whole[v], rtol=1e-12)
+    single = scm.do({"x2": values[3]}).sample(30, key=jr.split(key, 5)[3])
+    np.testing.assert_allclose(whole["x4"][3], single["x4"], rtol=1e-12)
