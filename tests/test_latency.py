@@ -9,6 +9,7 @@ from pathlib import Path
 
 import equinox as eqx
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
