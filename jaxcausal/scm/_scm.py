@@ -37,8 +37,13 @@ def run_unit(
 def broadcast_interventions(
     interventions: tuple[AbstractIntervention, ...], n: int
 ) -> tuple[AbstractIntervention, ...]:
-    """Gives every intervention value a leading unit axis of size `n` (values may be per unit)."""
+    """Gives every intervention value a leading unit axis of size `n` (values may be per unit).
+
+    Array leaves only: the functions of a `Soft` stay as they are (map with `eqx.filter_vmap`),
+    and arrays inside them (an `eqx.Partial`'s arguments) are broadcast like values."""
     def to_n(v):
+        if not eqx.is_array_like(v):
+            return v
         v = jnp.asarray(v)
         if v.ndim == 0:
             return jnp.broadcast_to(v, (n,))
@@ -104,7 +109,7 @@ def _sample_impl(
         values, _ = run_unit(scm.model, iv, k, uniforms=uu, index=index)
         return {v: values[v] for v in names}
 
-    return jax.vmap(one)(keys, u, ivs)
+    return eqx.filter_vmap(one)(keys, u, ivs)
 
 
 sample_jit = eqx.filter_jit(_sample_impl)

@@ -12,6 +12,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import learners, nn, train
 from .._data import CausalData
+from ..learners._linear import _fit_linear
 from ._base import (
     AbstractFittedTE,
     AbstractTEModel,
@@ -38,14 +39,21 @@ class FittedOLS(AbstractFittedTE):
 @eqx.filter_jit
 def _fit_ols(config: OLS, data: CausalData, checked: bool = False):
     x, t, y = binary_arrays(data, "OLS", checked=checked)
+
+    def linear(x, y, w=None):
+        if not checked:
+            return learners.Linear(config.ridge).fit(x, y, key=jr.key(0), weights=w)
+        # Concrete `CausalData` is finite (checked on construction) and `t` was checked binary:
+        # the learner's traced checks (host callbacks, never cached by JAX) are skipped.
+        w = jnp.ones_like(y) if w is None else w
+        return _fit_linear(x, y, w, jnp.asarray(config.ridge, x.dtype))
+
     if config.interactions:
-        fits = [learners.Linear(config.ridge).fit(x, y, key=jr.key(0), weights=w)
-                for w in (1.0 - t, t)]
+        fits = [linear(x, y, w) for w in (1.0 - t, t)]
         coef = jnp.stack([f.coef for f in fits])
         intercept = jnp.stack([f.intercept for f in fits])
     else:
-        fit = learners.Linear(config.ridge).fit(jnp.concatenate([x, t[:, None]], 1), y,
-                                                key=jr.key(0))
+        fit = linear(jnp.concatenate([x, t[:, None]], 1), y)
         coef = jnp.stack([fit.coef[:-1], fit.coef[:-1]])
         intercept = jnp.stack([fit.intercept, fit.intercept + fit.coef[-1]])
     return FittedOLS(coef, intercept)
