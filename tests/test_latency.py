@@ -109,8 +109,8 @@ def _callbacks(jaxpr) -> int:
     return count
 
 
-def _small_te_data():
-    rng = np.random.default_rng(0)
+def _small_te_data(seed=0):
+    rng = np.random.default_rng(seed)
     x = rng.normal(size=(30, 3))
     t = (rng.uniform(size=30) < 0.5).astype(float)
     return jc.CausalData(y=x @ np.array([1.0, -0.5, 0.2]) + t + rng.normal(size=30), t=t, x=x)
@@ -159,12 +159,19 @@ def test_simulate_says_how_many_fits_and_progress_does_not_change_results(capsys
 
 
 def test_fit_batch_progress_does_not_change_results(capsys):
-    reps = jc.datasets.ihdp_replications(3, key=jr.key(0))
-    quiet = jc.te.fit_batch(jc.te.OLS(), reps.train, key=jr.key(1), progress=False)
-    shown = jc.te.fit_batch(jc.te.OLS(), reps.train, key=jr.key(1))
+    sets = [_small_te_data(seed) for seed in range(3)]
+    stacked = jc.CausalData.stack(sets)
+    quiet = jc.te.fit_batch(jc.te.OLS(), stacked, key=jr.key(1), progress=False)
+    assert capsys.readouterr().err == ""
+    shown = jc.te.fit_batch(jc.te.OLS(), stacked, key=jr.key(1))
     assert "fit_batch" in capsys.readouterr().err
     for a, b in zip(jax.tree.leaves(quiet), jax.tree.leaves(shown)):
         np.testing.assert_array_equal(a, b)
+    # copy r is the fit on data set r
+    for r, one in enumerate(sets):
+        alone = jc.te.OLS().fit(one, key=jr.key(1))
+        for a, b in zip(jax.tree.leaves(shown), jax.tree.leaves(alone)):
+            np.testing.assert_allclose(a[r], b, rtol=1e-10, atol=1e-12)
 
 
 def test_chunked_map_pads_the_last_chunk(monkeypatch, capsys):
