@@ -81,6 +81,11 @@ class AbstractQuantileDML(eqx.Module):
     def quantile_grid(self) -> Array:
         """The quantiles `(n_quantiles,)`."""
 
+    @property
+    def learner_names(self) -> tuple[str, ...]:
+        """Names of the nuisance predictions (keys of `external_predictions`)."""
+        return self.quantile_score.learner_names
+
     def _check_learners(self) -> None:
         for name in ("ml_g", "ml_m"):
             value = getattr(self, name)
