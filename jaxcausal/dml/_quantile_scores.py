@@ -1,5 +1,6 @@
-r"""The scores of the quantile models: potential quantiles (PQ), local potential quantiles (LPQ)
-and conditional values at risk (CVaR), as in DoubleML 0.11.
+r"""The scores of the quantile models: potential quantiles (PQ) and conditional values at risk
+(CVaR), as in DoubleML 0.11, and the machinery they share with local potential quantiles (LPQ,
+`_quantile_lpq.py`).
 
 A score object computes, for a grid of quantiles $q$ and treatment levels $d$ (the "cells"),
 every nuisance of every fold and repetition in batched fits, the preliminary estimates, and the
@@ -30,7 +31,6 @@ from ._quantile_tools import (
     fit_batch,
     log_loss,
     masked_quantile,
-    normalize_ipw,
     out_of_fold,
     preliminary_solve,
     rmse,
@@ -51,8 +51,8 @@ class Cells(eqx.Module):
     checks: dict[str, Array]
 
 
-def _over(fn, *axes):
-    """Nested `vmap`s: `_over(fn, a1, a2)` maps `a1` outermost."""
+def vmap_nested(fn, *axes):
+    """Nested `vmap`s: `vmap_nested(fn, a1, a2)` maps `a1` outermost."""
     for ax in reversed(axes):
         fn = jax.vmap(fn, in_axes=ax)
     return fn
@@ -87,7 +87,7 @@ class AbstractQuantileScore(eqx.Module):
         """All fits and solves for the quantiles `(Q,)` and the static treatment `levels`."""
 
 
-class _Setup(eqx.Module):
+class Setup(eqx.Module):
     y: Array
     d: Array
     x: Array
@@ -104,22 +104,23 @@ class _Setup(eqx.Module):
     upper: Array
 
 
-def _setup(score, model, data, folds, inner, quantiles, levels) -> _Setup:
+def setup(score, model, data, folds, inner, quantiles, levels) -> Setup:
     y, d, x = data.y, data.t[:, 0], data.x
     dtype = y.dtype
     test = holdout_masks(folds, model.n_folds).astype(dtype)
     first, second, ptrain, ptest = inner_masks(inner, model.n_folds, dtype)
     lv = jnp.asarray(levels, dtype)
     ind = (d[None, :] == lv[:, None]).astype(dtype)
-    start0 = _over(lambda r, q: score.start(y, r > 0, q), (0, None), (None, 0))(ind, quantiles)
-    return _Setup(
+    start = vmap_nested(lambda r, q: score.start(y, r > 0, q), (0, None), (None, 0))
+    start0 = start(ind, quantiles)
+    return Setup(
         y=y, d=d, x=x, test=test, train=1.0 - test, first=first, second=second,
         prelim_train=ptrain, prelim_test=ptest, ind=ind, levels=lv, start0=start0,
         lower=jnp.min(y), upper=jnp.max(y),
     )
 
 
-def _propensities(model, s: _Setup, key):
+def propensities(model, s: Setup, key):
     """The propensity `P(D = 1 | X)` cross-fitted inside every first half `(R, K, n)` and on
     every training fold `(R, n)`, in one batch of fits."""
     R, K, n = s.test.shape
@@ -131,19 +132,19 @@ def _propensities(model, s: _Setup, key):
     return m_pre, m_fin
 
 
-def _prelim_weights(model, s: _Setup, m_pre):
+def preliminary_weights(model, s: Setup, m_pre):
     """IPW weights `1{D = l} / m_l(X)` on the first half of each fold `(R, K, L, n)`."""
 
     def one(m, first, level, ind):
         prop = adjust_propensity(m, s.d, first, level, model.trimming, model.normalize_ipw)
         return first * ind / prop
 
-    return _over(one, (0, 0, None, None), (0, 0, None, None), (None, None, 0, 0))(
+    return vmap_nested(one, (0, 0, None, None), (0, 0, None, None), (None, None, 0, 0))(
         m_pre, s.first, s.levels, s.ind
     )
 
 
-def _prelim_estimates(model, s: _Setup, a, quantiles, carry_start: bool = True):
+def preliminary_estimates(model, s: Setup, a, quantiles, carry_start: bool = True):
     """Preliminary estimates `(R, K, L, Q)` from weights `a (R, K, L, n)`.
 
     DoubleML's PQ and LPQ keep the start value of the solve on the model object and overwrite it
@@ -156,7 +157,7 @@ def _prelim_estimates(model, s: _Setup, a, quantiles, carry_start: bool = True):
         return preliminary_solve(model.preliminary, s.y, a_fl, first, q, start, s.lower,
                                  s.upper)
 
-    per_rep = _over(one, (0, 0, None, None), (0, None, None, 0), (None, None, 0, 0))
+    per_rep = vmap_nested(one, (0, 0, None, None), (0, None, None, 0), (None, None, 0, 0))
 
     def step(start, inputs):
         a_r, first_r = inputs
@@ -167,7 +168,7 @@ def _prelim_estimates(model, s: _Setup, a, quantiles, carry_start: bool = True):
     return est, ok
 
 
-def _g_fits(learner, s: _Setup, targets, rows, key):
+def fit_outcome(learner, s: Setup, targets, rows, key):
     """Fits `learner` per repetition, fold, level and quantile to `targets (R, K, L, Q, n)` on
     `rows (R, K, L, Q, n)`; returns the out-of-fold predictions `(R, L, Q, n)`."""
     R, K, L, Q, n = targets.shape
@@ -176,21 +177,21 @@ def _g_fits(learner, s: _Setup, targets, rows, key):
     return jnp.sum(preds * s.test[:, :, None, None, :], axis=1)
 
 
-def _final_propensity(model, s: _Setup, m_fin):
+def final_propensity(model, s: Setup, m_fin):
     """Adjusted propensities of each level on all rows `(R, L, n)`."""
     ones = jnp.ones_like(s.y)
 
     def one(m, level):
         return adjust_propensity(m, s.d, ones, level, model.trimming, model.normalize_ipw)
 
-    return _over(one, (0, None), (None, 0))(m_fin, s.levels)
+    return vmap_nested(one, (0, None), (None, 0))(m_fin, s.levels)
 
 
-def _external_or(external, name, shape):
+def external_cells(external, name, shape):
     return jnp.broadcast_to(external[name][:, None, None, :], shape)
 
 
-def _step_result(s: _Setup, a, b, start):
+def solve_step_score(s: Setup, a, b, start):
     """Final root, score and KDE derivative for a step score `a 1{y <= theta} + b`:
     `a (R, L, n)`, `b (R, L, Q, n)`, `start (R, L, Q)`."""
 
@@ -200,7 +201,7 @@ def _step_result(s: _Setup, a, b, start):
         deriv = kde_at_zero(s.y - theta, a_rl)
         return theta, psi, deriv, ok
 
-    return _over(one, (0, 0, 0), (0, 0, 0), (None, 0, 0))(a, b, start)
+    return vmap_nested(one, (0, 0, 0), (0, 0, 0), (None, 0, 0))(a, b, start)
 
 
 class PotentialQuantile(AbstractQuantileScore):
@@ -222,40 +223,40 @@ class PotentialQuantile(AbstractQuantileScore):
         return ("ml_g", "ml_m")
 
     def cells(self, model, data, folds, inner, key, external, quantiles, levels) -> Cells:
-        s = _setup(self, model, data, folds, inner, quantiles, levels)
+        s = setup(self, model, data, folds, inner, quantiles, levels)
         R, K, n = s.test.shape
         L, Q = s.start0.shape
         checks = {}
         if external:
             m_fin = external["ml_m"]
-            g = _external_or(external, "ml_g", (R, L, Q, n))
+            g = external_cells(external, "ml_g", (R, L, Q, n))
             start = jnp.broadcast_to(s.start0, (R, L, Q))
         else:
             k_m, k_g = jr.split(key)
-            m_pre, m_fin = _propensities(model, s, k_m)
-            a_pre = _prelim_weights(model, s, m_pre)
-            ipw, ok_pre = _prelim_estimates(model, s, a_pre, quantiles)
+            m_pre, m_fin = propensities(model, s, k_m)
+            a_pre = preliminary_weights(model, s, m_pre)
+            ipw, ok_pre = preliminary_estimates(model, s, a_pre, quantiles)
             targets = (s.y[None, None, None, None] <= ipw[..., None]).astype(s.y.dtype)
             rows = jnp.broadcast_to(
                 s.second[:, :, None, None, :] * s.ind[None, None, :, None, :], targets.shape
             )
-            g = _g_fits(model.ml_g, s, targets, rows, k_g)
+            g = fit_outcome(model.ml_g, s, targets, rows, k_g)
             start = jnp.mean(ipw, axis=1)
             checks["root:preliminary"] = jnp.all(ok_pre, axis=1)
             checks["level:ml_g"] = jnp.all(jnp.sum(rows, axis=-1) > 0, axis=1)
-        m = _final_propensity(model, s, m_fin)
+        m = final_propensity(model, s, m_fin)
         a = s.ind[None] / m
         b = g - a[:, :, None, :] * g - quantiles[None, None, :, None]
-        theta, psi, deriv, ok = _step_result(s, a, b, start)
+        theta, psi, deriv, ok = solve_step_score(s, a, b, start)
         checks["root:final"] = ok
         checks["finite:ml_g"] = jnp.all(jnp.isfinite(g), axis=-1)
-        checks["finite:ml_m"] = _per_rep(jnp.all(jnp.isfinite(m_fin), axis=-1), theta)
+        checks["finite:ml_m"] = per_rep(jnp.all(jnp.isfinite(m_fin), axis=-1), theta)
         checks["density:kde"] = jnp.isfinite(deriv) & (deriv > 0)
         predictions = {"ml_g": g, "ml_m": jnp.broadcast_to(m_fin[:, None, None], g.shape)}
         target_g = (s.y[None, None, None] <= theta[..., None]).astype(s.y.dtype)
         losses = {
             "ml_g": log_loss(target_g, g, jnp.broadcast_to(s.ind[None, :, None], g.shape)),
-            "ml_m": _per_rep(log_loss(_rows_like(s.d, m_fin), m_fin, None), theta),
+            "ml_m": per_rep(log_loss(rows_like(s.d, m_fin), m_fin, None), theta),
         }
         return Cells(theta=theta, psi=psi, deriv=deriv, predictions=predictions, losses=losses,
                      checks=checks)
@@ -290,22 +291,22 @@ class ConditionalValueAtRisk(AbstractQuantileScore):
                 "external_predictions are not supported for CVaR (the outcome learner's target "
                 "depends on the preliminary quantile, as in DoubleML)"
             )
-        s = _setup(self, model, data, folds, inner, quantiles, levels)
+        s = setup(self, model, data, folds, inner, quantiles, levels)
         k_m, k_g = jr.split(key)
-        m_pre, m_fin = _propensities(model, s, k_m)
-        a_pre = _prelim_weights(model, s, m_pre)
-        ipw, ok_pre = _prelim_estimates(model, s, a_pre, quantiles, carry_start=False)
+        m_pre, m_fin = propensities(model, s, k_m)
+        a_pre = preliminary_weights(model, s, m_pre)
+        ipw, ok_pre = preliminary_estimates(model, s, a_pre, quantiles, carry_start=False)
         qq = quantiles[None, None, None, :, None]
         y5 = s.y[None, None, None, None]
         targets = jnp.maximum(ipw[..., None], (y5 - qq * ipw[..., None]) / (1.0 - qq))
         rows = jnp.broadcast_to(
             s.second[:, :, None, None, :] * s.ind[None, None, :, None, :], targets.shape
         )
-        g = _g_fits(model.ml_g, s, targets, rows, k_g)
+        g = fit_outcome(model.ml_g, s, targets, rows, k_g)
         pq = jnp.mean(ipw, axis=1)[..., None]  # (R, L, Q, 1)
         q3 = quantiles[None, None, :, None]
         target = jnp.maximum(pq, (s.y[None, None, None] - q3 * pq) / (1.0 - q3))
-        m = _final_propensity(model, s, m_fin)[:, :, None, :]
+        m = final_propensity(model, s, m_fin)[:, :, None, :]
         psi_b = s.ind[None, :, None, :] * (target - g) / m + g
         theta = jnp.mean(psi_b, axis=-1)
         psi = psi_b - theta[..., None]
@@ -314,150 +315,21 @@ class ConditionalValueAtRisk(AbstractQuantileScore):
             "root:preliminary": jnp.all(ok_pre, axis=1),
             "level:ml_g": jnp.all(jnp.sum(rows, axis=-1) > 0, axis=1),
             "finite:ml_g": jnp.all(jnp.isfinite(g), axis=-1),
-            "finite:ml_m": _per_rep(jnp.all(jnp.isfinite(m_fin), axis=-1), theta),
+            "finite:ml_m": per_rep(jnp.all(jnp.isfinite(m_fin), axis=-1), theta),
         }
         predictions = {"ml_g": g, "ml_m": jnp.broadcast_to(m_fin[:, None, None], g.shape)}
         losses = {
             "ml_g": rmse(target, g, ind_b),
-            "ml_m": _per_rep(log_loss(_rows_like(s.d, m_fin), m_fin, None), theta),
+            "ml_m": per_rep(log_loss(rows_like(s.d, m_fin), m_fin, None), theta),
         }
         return Cells(theta=theta, psi=psi, deriv=-jnp.ones_like(theta), predictions=predictions,
                      losses=losses, checks=checks)
 
 
-class LocalPotentialQuantile(AbstractQuantileScore):
-    r"""The local (complier) potential quantile with a binary instrument $Z$: $\theta_q^d$ with
-    $P(Y(d) \le \theta \mid \text{complier}) = q$ (DoubleML's `DoubleMLLPQ`). With
-    $s = 2d - 1$, $m_z(X) = P(Z = 1 \mid X)$, $m_{d,z}(X) = P(D = 1 \mid X, Z = z)$,
-    $g_{z}(X, \theta) = P(D = d, Y \le \theta \mid X, Z = z)$ and the complier share
-    $\pi = \overline{m_{d,1} - m_{d,0} + \frac{Z}{m_z}(D - m_{d,1})
-    - \frac{1 - Z}{1 - m_z}(D - m_{d,0})}$:
-
-    $$\psi = \frac{s}{\pi}\Bigl(g_1 - g_0 + \frac{Z}{m_z}\bigl(1\{D = d\}1\{Y \le \theta\}
-    - g_1\bigr) - \frac{1 - Z}{1 - m_z}\bigl(1\{D = d\}1\{Y \le \theta\} - g_0\bigr)\Bigr) - q.$$
-
-    `ml_m` fits $m_z$, $m_{d,0}$ and $m_{d,1}$; `ml_g` (a classifier) fits $g_0$ and $g_1$.
-    The splits are stratified by $D + 2Z$.
-    """
-
-    @property
-    def learner_names(self) -> tuple[str, ...]:
-        return ("ml_m_z", "ml_g_du_z0", "ml_g_du_z1", "ml_m_d_z0", "ml_m_d_z1")
-
-    @property
-    def needs_instrument(self) -> bool:
-        return True
-
-    def strata(self, data: CausalData) -> tuple[Array, int]:
-        return (data.t[:, 0] + 2 * data.z[:, 0]).astype(jnp.int32), 4
-
-    def cells(self, model, data, folds, inner, key, external, quantiles, levels) -> Cells:
-        s = _setup(self, model, data, folds, inner, quantiles, levels)
-        z = data.z[:, 0]
-        R, K, n = s.test.shape
-        L, Q = s.start0.shape
-        sign = 2.0 * s.levels - 1.0
-        z0, z1 = 1.0 - z, z
-        checks = {}
-        if external:
-            mz_fin, md0_fin, md1_fin = (external[k] for k in ("ml_m_z", "ml_m_d_z0", "ml_m_d_z1"))
-            g0 = _external_or(external, "ml_g_du_z0", (R, L, Q, n))
-            g1 = _external_or(external, "ml_g_du_z1", (R, L, Q, n))
-            start = jnp.broadcast_to(s.start0, (R, L, Q))
-        else:
-            k_m, k_g = jr.split(key)
-            first = s.first
-            weights = stack_weights(
-                s.prelim_train, first * z0[None, None], first * z1[None, None], s.train,
-                s.train * z0[None, None], s.train * z1[None, None],
-            )
-            n_pre = R * K * K
-            targets = jnp.concatenate([
-                jnp.broadcast_to(z, (n_pre, n)), jnp.broadcast_to(s.d, (2 * R * K, n)),
-                jnp.broadcast_to(z, (R * K, n)), jnp.broadcast_to(s.d, (2 * R * K, n)),
-            ])
-            preds = fit_batch(model.ml_m, s.x, targets, weights, k_m)
-            mz_pre = out_of_fold(preds[:n_pre].reshape(R, K, K, n), s.prelim_test)
-            md0_pre, md1_pre, mz_f, md0_f, md1_f = (
-                preds[n_pre + i * R * K : n_pre + (i + 1) * R * K].reshape(R, K, n)
-                for i in range(5)
-            )
-            mz_fin, md0_fin, md1_fin = (out_of_fold(p, s.test) for p in (mz_f, md0_f, md1_f))
-
-            def prelim(mz, md0, md1, first_rf):
-                mz = _instrument_propensity(model, mz, z, first_rf)
-                comp = _complier_share(mz, md0, md1, z, s.d, first_rf)
-                return (z / mz - z0 / (1.0 - mz)) / comp * first_rf
-
-            base = _over(prelim, (0, 0, 0, 0), (0, 0, 0, 0))(mz_pre, md0_pre, md1_pre, first)
-            a_pre = sign[None, None, :, None] * base[:, :, None, :] * s.ind[None, None]
-            ipw, ok_pre = _prelim_estimates(model, s, a_pre, quantiles)
-            y5 = s.y[None, None, None, None]
-            du = s.ind[None, None, :, None, :] * (y5 <= ipw[..., None])
-            second = s.second[:, :, None, None, :]
-            rows0 = jnp.broadcast_to(second * z0[None, None, None, None], du.shape)
-            rows1 = jnp.broadcast_to(second * z1[None, None, None, None], du.shape)
-            both = _g_fits(
-                model.ml_g, s, jnp.concatenate([du, du], axis=2),
-                jnp.concatenate([rows0, rows1], axis=2), k_g,
-            )
-            g0, g1 = both[:, :L], both[:, L:]
-            start = jnp.mean(ipw, axis=1)
-            checks["root:preliminary"] = jnp.all(ok_pre, axis=1)
-            has = lambda rows: jnp.all(jnp.sum(rows, axis=-1) > 0, axis=1)  # noqa: E731
-            checks["level:ml_g"] = has(rows0) & has(rows1)
-        ones = jnp.ones_like(s.y)
-        mz = jax.vmap(lambda m: _instrument_propensity(model, m, z, ones))(mz_fin)
-        comp = jax.vmap(lambda a, b, c: _complier_share(a, b, c, z, s.d, ones))(
-            mz, md0_fin, md1_fin
-        )
-        w1 = (z[None] / mz) / comp[:, None]  # (R, n)
-        w0 = (z0[None] / (1.0 - mz)) / comp[:, None]
-        a = sign[None, :, None] * (w1 - w0)[:, None, :] * s.ind[None]
-        sg = sign[None, :, None, None]
-        b = sg * ((g1 - g0) / comp[:, None, None, None] - w1[:, None, None] * g1
-                  + w0[:, None, None] * g0) - quantiles[None, None, :, None]
-        theta, psi, deriv, ok = _step_result(s, a, b, start)
-        checks["root:final"] = ok
-        checks["density:kde"] = jnp.isfinite(deriv) & (deriv != 0)
-        shape = g0.shape
-        bcast = lambda m: jnp.broadcast_to(m[:, None, None], shape)  # noqa: E731
-        predictions = {
-            "ml_m_z": bcast(mz_fin), "ml_g_du_z0": g0, "ml_g_du_z1": g1,
-            "ml_m_d_z0": bcast(md0_fin), "ml_m_d_z1": bcast(md1_fin),
-        }
-        for name, p in predictions.items():
-            checks[f"finite:{name}"] = jnp.all(jnp.isfinite(p), axis=-1)
-        losses = {
-            "ml_m_z": _per_rep(log_loss(_rows_like(z, mz_fin), mz_fin, None), theta),
-            "ml_m_d_z0": _per_rep(
-                log_loss(_rows_like(s.d, md0_fin), md0_fin, _rows_like(z0, md0_fin)), theta
-            ),
-            "ml_m_d_z1": _per_rep(
-                log_loss(_rows_like(s.d, md1_fin), md1_fin, _rows_like(z1, md1_fin)), theta
-            ),
-        }
-        du_final = s.ind[None, :, None, :] * (s.y[None, None, None] <= theta[..., None])
-        losses["ml_g_du_z0"] = log_loss(du_final, g0, jnp.broadcast_to(z0, shape))
-        losses["ml_g_du_z1"] = log_loss(du_final, g1, jnp.broadcast_to(z1, shape))
-        return Cells(theta=theta, psi=psi, deriv=deriv, predictions=predictions, losses=losses,
-                     checks=checks)
-
-
-def _instrument_propensity(model, mz, z, rows):
-    mz = jnp.clip(mz, model.trimming, 1.0 - model.trimming)
-    return normalize_ipw(mz, z, rows) if model.normalize_ipw else mz
-
-
-def _complier_share(mz, md0, md1, z, d, rows):
-    terms = md1 - md0 + z / mz * (d - md1) - (1.0 - z) / (1.0 - mz) * (d - md0)
-    return jnp.sum(rows * terms) / jnp.sum(rows)
-
-
-def _rows_like(v: Array, like: Array) -> Array:
+def rows_like(v: Array, like: Array) -> Array:
     return jnp.broadcast_to(v, like.shape)
 
 
-def _per_rep(v: Array, like: Array) -> Array:
+def per_rep(v: Array, like: Array) -> Array:
     """A per-repetition value `(R,)` repeated over levels and quantiles."""
     return jnp.broadcast_to(v[:, None, None], like.shape)
