@@ -1,8 +1,8 @@
 """Quantile treatment effects: jaxcausal's `QTE` against DoubleML 0.11's `DoubleMLQTE`.
 
 Data: `jc.datasets.LocationScaleQTE()` (defaults: 5 covariates, an outcome and a propensity that
-are nonlinear in them through h(X) = |X1| sign(X2), a treatment that shifts the outcome by 1 and
-doubles its noise), n = 1000 by default; the true QTE at each quantile is known in closed form.
+are smooth nonlinear functions of them through h(X) = X1 cos X3 + X2 sin X3, a treatment that
+shifts the outcome by 1 and doubles its noise), n = 1000 by default; the true QTE at each quantile is known in closed form.
 The grid has 9 quantiles (0.1, ..., 0.9); 5 folds, 1 repetition. The same data sets (drawn by
 jaxcausal from keys) go to both libraries.
 

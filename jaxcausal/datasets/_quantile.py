@@ -7,7 +7,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
 from jax.scipy.stats import norm
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._data import CausalData
 
@@ -17,15 +17,16 @@ class LocationScaleQTE(eqx.Module):
     stretches them:
 
     $$Y(d) = d\,\tau + c\,h(X) + \beta\sum_{j \ge 3} X_j + \sigma_d\,\varepsilon,\qquad
-    h(X) = |X_1|\operatorname{sign}(X_2),$$
+    h(X) = X_1 \cos X_3 + X_2 \sin X_3,$$
 
     with $X \sim N(0, I_p)$, $\varepsilon \sim N(0, 1)$ and
-    $P(D = 1 \mid X) = \operatorname{logistic}(a\,h(X) + b X_3)$. Since $h(X) \sim N(0, 1)$ is
-    independent of $X_3, \dots, X_p$, $Y(d) \sim N(d\tau, v_d)$ with
+    $P(D = 1 \mid X) = \operatorname{logistic}(a\,h(X) + b X_3)$. Given $X_3$, $h$ is a rotation
+    of the independent standard normals $X_1, X_2$, so $h(X) \sim N(0, 1)$ independently of
+    $X_3, \dots, X_p$, and $Y(d) \sim N(d\tau, v_d)$ with
     $v_d = c^2 + (p - 2)\beta^2 + \sigma_d^2$, so the potential quantiles
     $d\tau + \sqrt{v_d}\,\Phi^{-1}(q)$ and the upper-tail conditional values at risk
     $d\tau + \sqrt{v_d}\,\varphi(\Phi^{-1}(q)) / (1 - q)$ are exact, while the outcome and the
-    propensity are nonlinear in $X$ (through $h$) and confounded.
+    propensity are smooth, nonlinear functions of $X$ (through $h$) and confounded.
 
     With an instrument ([`jaxcausal.datasets.LocationScaleQTE.sample_iv`][]),
     $Z \sim \text{Bernoulli}(\operatorname{logistic}(X_4))$ and each unit is an always-taker,
@@ -71,7 +72,7 @@ class LocationScaleQTE(eqx.Module):
     def _outcome_parts(self, key, n_obs):
         k_x, k_e = jr.split(key)
         x = jr.normal(k_x, (n_obs, self.dim_x))
-        h = jnp.abs(x[:, 0]) * jnp.sign(x[:, 1])
+        h = x[:, 0] * jnp.cos(x[:, 2]) + x[:, 1] * jnp.sin(x[:, 2])
         base = self.c * h + self.beta * jnp.sum(x[:, 2:], axis=1)
         return x, h, base, jr.normal(k_e, (n_obs,))
 
@@ -105,22 +106,22 @@ class LocationScaleQTE(eqx.Module):
         scale = jnp.where(jnp.asarray(treatment) == 1, self.scale1, self.scale0)
         return jnp.sqrt(self.c**2 + (self.dim_x - 2) * self.beta**2 + scale**2)
 
-    def potential_quantile(self, q: Float[Array, "*q"], treatment: int) -> Array:
+    def potential_quantile(self, q: Float[ArrayLike, "*q"], treatment: int) -> Array:
         r"""$Q_q(Y(d)) = d\tau + \sqrt{v_d}\,\Phi^{-1}(q)$ (also the compliers' local potential
         quantile of [`jaxcausal.datasets.LocationScaleQTE.sample_iv`][])."""
         q = jnp.asarray(q)
         return treatment * self.tau + self._sd(treatment) * norm.ppf(q)
 
-    def quantile_effect(self, q: Float[Array, "*q"]) -> Array:
+    def quantile_effect(self, q: Float[ArrayLike, "*q"]) -> Array:
         """The quantile treatment effect $Q_q(Y(1)) - Q_q(Y(0))$."""
         return self.potential_quantile(q, 1) - self.potential_quantile(q, 0)
 
-    def cvar(self, q: Float[Array, "*q"], treatment: int) -> Array:
+    def cvar(self, q: Float[ArrayLike, "*q"], treatment: int) -> Array:
         r"""$E[Y(d) \mid Y(d) \ge Q_q(Y(d))] = d\tau + \sqrt{v_d}\,\varphi(\Phi^{-1}(q))/(1-q)$."""
         q = jnp.asarray(q)
         return treatment * self.tau + self._sd(treatment) * norm.pdf(norm.ppf(q)) / (1.0 - q)
 
-    def cvar_effect(self, q: Float[Array, "*q"]) -> Array:
+    def cvar_effect(self, q: Float[ArrayLike, "*q"]) -> Array:
         """The difference of the conditional values at risk of both levels."""
         return self.cvar(q, 1) - self.cvar(q, 0)
 
