@@ -2,9 +2,9 @@
 
 Data: `jc.datasets.LocationScaleQTE()` (defaults: 5 covariates, an outcome and a propensity that
 are smooth nonlinear functions of them through h(X) = X1 cos X3 + X2 sin X3, a treatment that
-shifts the outcome by 1 and doubles its noise), n = 1000 by default; the true QTE at each quantile is known in closed form.
-The grid has 9 quantiles (0.1, ..., 0.9); 5 folds, 1 repetition. The same data sets (drawn by
-jaxcausal from keys) go to both libraries.
+shifts the outcome by 1 and doubles its noise), n = 1000 by default; the true QTE at each
+quantile is known in closed form. The grid has 9 quantiles (0.1, ..., 0.9); 5 folds, 1
+repetition. The same data sets (drawn by jaxcausal from keys) go to both libraries.
 
 Rows:
 - jaxcausal, `Logistic()` for both nuisances (misspecified here: the truth is nonlinear in X);
