@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version as _version
 from . import (
     datasets as datasets,
     dml as dml,
+    gim as gim,
     hybrid as hybrid,
     learners as learners,
     metrics as metrics,

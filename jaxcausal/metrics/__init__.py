@@ -1,11 +1,5 @@
 """Metrics for causal estimates."""
 
-from ._te import (
-    ate_error as ate_error,
-    gaussian_kernel as gaussian_kernel,
-    mmd as mmd,
-    pehe as pehe,
-)
 from ._distribution import (
     auprc as auprc,
     auroc as auroc,
@@ -14,4 +8,10 @@ from ._distribution import (
     mean_squared_error as mean_squared_error,
     median_bandwidth as median_bandwidth,
     sinkhorn_divergence as sinkhorn_divergence,
+)
+from ._te import (
+    ate_error as ate_error,
+    gaussian_kernel as gaussian_kernel,
+    mmd as mmd,
+    pehe as pehe,
 )
