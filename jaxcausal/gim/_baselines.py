@@ -77,13 +77,13 @@ class FittedUnstructured(eqx.Module):
 
     def mean(self, features) -> Float[Array, "m d"]:
         mu, _ = self._heads(features)
-        return self.x_loc + self.x_scale * mu
+        return self.x_loc[None, :] + self.x_scale[None, :] * mu
 
     def sample(self, features, n: int, *, key: PRNGKeyArray) -> Float[Array, "m n d"]:
         mu, log_d = self._heads(features)
         eps = jr.normal(key, (mu.shape[0], n, mu.shape[1]), mu.dtype)
         z = mu[:, None, :] + jnp.exp(log_d)[:, None, :] * (eps @ self.model.factor().T)
-        return self.x_loc + self.x_scale * z
+        return self.x_loc[None, None, :] + self.x_scale[None, None, :] * z
 
 
 @eqx.filter_jit

@@ -108,7 +108,11 @@ class MLPParams(AbstractCausalParams):
         return jax.vmap(self._node)(x)
 
     def edge_weights(self):
-        return self.gates()
+        # Input i's weight in node j's mechanism (as NOTEARS-MLP): the gate times the norm of
+        # its linear coefficient and first-layer column.
+        w1 = self.mlps.layers[0].weight  # (node j, width, input i)
+        col = jnp.sqrt(jnp.sum(w1**2, axis=1) + self.linear.T**2 + 1e-12)
+        return self.gates() * col.T
 
     def solve(self, u):
         # Fixed-point iteration, exact after d rounds on an acyclic graph (each round settles one
@@ -123,6 +127,7 @@ class AbstractCausal(eqx.Module):
     """Configuration of a GIM's causal model."""
 
     acyclic: eqx.AbstractVar[bool]
+    edge_threshold: eqx.AbstractVar[float]
 
     @abc.abstractmethod
     def init(self, d: int, *, key: PRNGKeyArray) -> AbstractCausalParams:
@@ -136,10 +141,12 @@ class LinearSCM(AbstractCausal):
     learned graph is a DAG and [`jaxcausal.gim.FittedGIM.scm`][] is exact; `acyclic=False` allows
     feedback: the likelihood $\log p(x) = \sum_j \log \mathcal N(r_j; 0, \sigma_j^2) +
     \log|\det(I - W)|$ with $r = x(I - W) - b - \delta$ stays exact wherever $I - W$ is
-    invertible, and sampling solves the linear system.
+    invertible, and sampling solves the linear system. `edge_threshold`: weights below it (in
+    standardised units) are left out of [`jaxcausal.gim.FittedGIM.scm`][].
     """
 
     acyclic: bool = eqx.field(static=True, default=True)
+    edge_threshold: float = 0.05
 
     def init(self, d: int, *, key: PRNGKeyArray) -> LinearParams:
         z = jnp.zeros((d,))
@@ -149,16 +156,20 @@ class LinearSCM(AbstractCausal):
 class MLPSCM(AbstractCausal):
     r"""Additive-noise MLP mechanisms on a learned soft graph: node $j$'s mechanism is a linear
     term plus an MLP of its gated inputs $a_{\cdot j} \odot x$, $a = \sigma(\ell)$, with sparsity
-    and acyclicity penalties on $a$. The likelihood leaves out the Jacobian of $x \mapsto x - f(x)$,
+    and acyclicity penalties on each input's weight, $a_{ij}$ times the norm of input $i$'s linear
+    coefficient and first-layer column in node $j$ (as NOTEARS-MLP). The likelihood leaves out the Jacobian of $x \mapsto x - f(x)$,
     which is exactly 1 on an acyclic graph (as DCDI and NOTEARS-MLP do).
 
-    **Arguments:** `width`, `depth`, `activation` of each node's MLP; `acyclic`.
+    **Arguments:** `width`, `depth`, `activation` of each node's MLP; `acyclic`;
+    `edge_threshold`, the input weight below which an edge is left out of
+    [`jaxcausal.gim.FittedGIM.scm`][].
     """
 
     width: int = eqx.field(static=True, default=16)
     depth: int = eqx.field(static=True, default=1)
     activation: Callable = eqx.field(static=True, default=jax.nn.tanh)
     acyclic: bool = eqx.field(static=True, default=True)
+    edge_threshold: float = 0.2
 
     def __check_init__(self):
         if self.width < 1 or self.depth < 0:

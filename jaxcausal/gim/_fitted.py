@@ -41,10 +41,12 @@ def _draw_cells(causal, heads: Heads, n: int, key, per_cell: bool) -> Array:
     d = heads.logits.shape[-1]
     k_b, k_p, k_e = jr.split(key, 3)
     rows = n if per_cell else 1
-    b = jr.bernoulli(k_b, jax.nn.sigmoid(heads.logits), (rows, d)).astype(heads.mu.dtype)
-    psi = heads.mu + jnp.exp(heads.log_s) * jr.normal(k_p, (rows, d), heads.mu.dtype)
-    sigma = jnp.exp(causal.log_scale) * jnp.exp(b * heads.tau)
-    u = causal.bias + b * psi + sigma * jr.normal(k_e, (n, d), heads.mu.dtype)
+    probs = jnp.broadcast_to(jax.nn.sigmoid(heads.logits), (rows, d))
+    b = jr.bernoulli(k_b, probs).astype(heads.mu.dtype)
+    psi = heads.mu[None, :] + jnp.exp(heads.log_s)[None, :] * jr.normal(k_p, (rows, d),
+                                                                          heads.mu.dtype)
+    sigma = jnp.exp(causal.log_scale)[None, :] * jnp.exp(b * heads.tau[None, :])
+    u = causal.bias[None, :] + b * psi + sigma * jr.normal(k_e, (n, d), heads.mu.dtype)
     return causal.solve(u)
 
 
@@ -73,17 +75,19 @@ class FittedGIM(eqx.Module):
     f_loc: Float[Array, " p"]
     f_scale: Float[Array, " p"]
     names: tuple[str, ...] = eqx.field(static=True)
-    train_loss: Float[Array, " steps"]
+    train_loss: Float[Array, "*batch steps"]
     batched: bool = eqx.field(static=True, default=False)
 
     def member(self, i: int) -> FittedGIM:
         """The `i`-th fit of a [`jaxcausal.gim.fit_batch`][] result."""
         if not self.batched:
             raise ValueError("member() is for results of jc.gim.fit_batch")
-        causal, net, loss = jax.tree.map(lambda a: a[i], (self.causal, self.net, self.train_loss))
-        return eqx.tree_at(
-            lambda f: (f.causal, f.net, f.train_loss, f.batched), self,
-            (causal, net, loss, False),
+        causal, net, loss = jax.tree.map(
+            lambda a: a[i] if eqx.is_array(a) else a, (self.causal, self.net, self.train_loss)
+        )
+        return FittedGIM(
+            causal=causal, net=net, config=self.config, x_loc=self.x_loc, x_scale=self.x_scale,
+            f_loc=self.f_loc, f_scale=self.f_scale, names=self.names, train_loss=loss,
         )
 
     def _check(self):
@@ -103,7 +107,8 @@ class FittedGIM(eqx.Module):
     def shift(self, features: Any) -> ShiftPrediction:
         """Distribution of each variable's shift if targeted, in data units."""
         h = self.heads(features)
-        return ShiftPrediction(h.mu * self.x_scale, jnp.exp(h.log_s) * self.x_scale)
+        s = self.x_scale[None, :]
+        return ShiftPrediction(h.mu * s, jnp.exp(h.log_s) * s)
 
     def sample(
         self, features: Any, n: int, *, key: PRNGKeyArray, per_cell: bool = True
@@ -118,7 +123,7 @@ class FittedGIM(eqx.Module):
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer; got {n!r}")
         x = _sample(self.causal, self.heads(features), n, key, bool(per_cell))
-        return self.x_loc + self.x_scale * x
+        return self.x_loc[None, None, :] + self.x_scale[None, None, :] * x
 
     def mean(self, features: Any, *, n: int = 2000, key: PRNGKeyArray | None = None):
         """Predicted mean of each perturbed distribution, `(m, d)`: exact for the linear model
@@ -126,8 +131,8 @@ class FittedGIM(eqx.Module):
         key by default, so repeated calls agree)."""
         h = self.heads(features)
         if isinstance(self.causal, LinearParams):
-            u = self.causal.bias + jax.nn.sigmoid(h.logits) * h.mu
-            return self.x_loc + self.x_scale * self.causal.solve(u)
+            u = self.causal.bias[None, :] + jax.nn.sigmoid(h.logits) * h.mu
+            return self.x_loc[None, :] + self.x_scale[None, :] * self.causal.solve(u)
         key = jr.key(0) if key is None else key
         return jnp.mean(self.sample(features, n, key=key), axis=1)
 
@@ -143,7 +148,7 @@ class FittedGIM(eqx.Module):
     def scm(self):
         """The learned causal model as a [`jaxcausal.scm.SCM`][] in data units.
 
-        Edges with strength below `config.edge_threshold` are left out; if the rest has a cycle
+        Edges with strength below `config.causal.edge_threshold` are left out; if the rest has a cycle
         (a cyclic `LinearSCM`, or an acyclicity penalty not yet at zero), the weakest edges on
         cycles are dropped, with a warning. Linear: `LinearGaussian` mechanisms; MLP:
         `AdditiveNoiseMLP` mechanisms with the soft gates folded into the weights.
@@ -179,7 +184,7 @@ def to_scm(fitted: FittedGIM):
     names = list(fitted.names)
     loc, scale = np.asarray(fitted.x_loc), np.asarray(fitted.x_scale)
     strength = np.abs(np.asarray(c.edge_weights()))
-    adj, dropped = dag_adjacency(strength, float(fitted.config.edge_threshold))
+    adj, dropped = dag_adjacency(strength, float(fitted.config.causal.edge_threshold))
     if dropped:
         warnings.warn(
             f"the learned graph has cycles: {dropped} edge(s) were dropped to make "

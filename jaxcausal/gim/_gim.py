@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import optax
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float, Key, PRNGKeyArray
 
 from ..nn import MLP
 from ..train import run
@@ -74,11 +74,11 @@ class GIM(eqx.Module):
       against targets; it breaks the tie between "no target" and "a target shifted by 0").
     - `acyclicity`: final weight of NOTEARS' penalty, ramped up linearly from 0 during training
       (used when `causal.acyclic`).
+    - `net_l2`: weight of an L2 penalty on $g_\\phi$'s weights (per cell), for smooth maps
+      from features to interventions that carry over to unseen perturbations.
     - `width`, `depth`: of $g_\\phi$'s MLP. `scale_change`: a target's noise scale may change
       too (by $e^{\\tau_j}$, $\\tau$ from $g_\\phi$).
     - `learning_rate`, `max_steps`, `batch_size` (perturbation groups per step; `None`: all).
-    - `edge_threshold`: edges weaker than this (standardised units) are left out of
-      [`jaxcausal.gim.FittedGIM.scm`][].
     """
 
     causal: AbstractCausal = LinearSCM()
@@ -86,6 +86,7 @@ class GIM(eqx.Module):
     sparsity: float | Array = 0.002
     target_penalty: float | Array = 2.0
     acyclicity: float | Array = 5.0
+    net_l2: float | Array = 1e-3
     temperature: tuple[float, float] = (1.0, 0.2)
     width: int = eqx.field(static=True, default=32)
     depth: int = eqx.field(static=True, default=2)
@@ -93,7 +94,6 @@ class GIM(eqx.Module):
     learning_rate: float | Array = 0.01
     max_steps: int = eqx.field(static=True, default=1500)
     batch_size: int | None = eqx.field(static=True, default=None)
-    edge_threshold: float = 0.05
 
     def __check_init__(self):
         if not isinstance(self.causal, AbstractCausal):
@@ -154,7 +154,7 @@ def _trainable(gim: GIM, d: int, p: int, key) -> Trainable:
     hyper = Hyper(
         sparsity=jnp.asarray(gim.sparsity, float), target_penalty=jnp.asarray(gim.target_penalty,
                                                                               float),
-        acyclicity=jnp.asarray(gim.acyclicity, float),
+        acyclicity=jnp.asarray(gim.acyclicity, float), net_l2=jnp.asarray(gim.net_l2, float),
         temperature=jnp.asarray(gim.temperature, float), max_steps=gim.max_steps,
         n_samples=gim.n_samples, acyclic=gim.causal.acyclic,
     )
@@ -202,7 +202,7 @@ def _batch_axes(gim: GIM) -> Any:
     return jax.tree.map(lambda a: 0 if eqx.is_array(a) and a.ndim >= 1 else None, gim)
 
 
-def fit_batch(gim: GIM, data: PerturbationData, *, keys: PRNGKeyArray) -> FittedGIM:
+def fit_batch(gim: GIM, data: PerturbationData, *, keys: Key[Array, " S"]) -> FittedGIM:
     """Fits several GIMs in one compiled, vmapped call: one per key in `keys` (`(S,)`), and,
     where `sparsity`, `target_penalty`, `acyclicity` or `learning_rate` is an `(S,)` array, one
     per setting. Returns a [`jaxcausal.gim.FittedGIM`][] whose arrays carry the leading axis of

@@ -24,6 +24,8 @@ exactly: $\log E_{b, \psi} p(D \mid b, \psi) = \sum_j \log E_{b_j, \psi_j} e^{L_
 
 from __future__ import annotations
 
+from typing import Any
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -90,7 +92,8 @@ def mc_target_loglik(n, s1, s2, sigma, h: Heads, key, n_samples, temperature):
     u = jr.uniform(k_u, (n_samples, d), s1.dtype, minval=tiny, maxval=1.0 - 1e-7)
     b = jax.nn.sigmoid((h.logits[None, :] + jnp.log(u) - jnp.log1p(-u)) / temperature)
     psi = h.mu[None, :] + jnp.exp(h.log_s)[None, :] * jr.normal(k_z, (n_samples, d), s1.dtype)
-    ll = node_loglik(n, s1, s2, b * psi, sigma * jnp.exp(b * h.tau[None, :]))
+    sig = jnp.broadcast_to(sigma, (d,))[None, :] * jnp.exp(b * h.tau[None, :])
+    ll = node_loglik(n, s1[None, :], s2[None, :], b * psi, sig)
     return jax.nn.logsumexp(ll, axis=0) - jnp.log(n_samples)
 
 
@@ -101,6 +104,7 @@ class Hyper(eqx.Module):
     sparsity: Array
     target_penalty: Array
     acyclicity: Array
+    net_l2: Array
     temperature: Array
     max_steps: int = eqx.field(static=True)
     n_samples: int | None = eqx.field(static=True)
@@ -108,9 +112,16 @@ class Hyper(eqx.Module):
 
 
 class Trainable(eqx.Module):
-    causal: AbstractCausalParams
-    net: eqx.Module
-    hyper: Hyper
+    """What the loop trains (`causal`, `net`) and carries untrained (`hyper`). Untyped fields:
+    the same class holds the filter spec (`is_inexact_array`, `False`) of its own partition."""
+
+    causal: Any
+    net: Any
+    hyper: Any
+
+
+def _is_linear(m) -> bool:
+    return isinstance(m, eqx.nn.Linear)
 
 
 def gim_loss(model: Trainable, data, weights, *, key: PRNGKeyArray, step) -> Float[Array, ""]:
@@ -144,4 +155,6 @@ def gim_loss(model: Trainable, data, weights, *, key: PRNGKeyArray, step) -> Flo
     penalty = hyper.sparsity * jnp.sum(jnp.abs(edges))
     if hyper.acyclic:
         penalty = penalty + hyper.acyclicity * frac * acyclicity(edges)
+    linear = [m for m in jax.tree.leaves(model.net, is_leaf=_is_linear) if _is_linear(m)]
+    penalty = penalty + hyper.net_l2 * sum(jnp.sum(m.weight**2) for m in linear)
     return fit + penalty

@@ -63,18 +63,19 @@ class GIMPosterior(eqx.Module):
         c = f.causal
         k_b, k_p, k_e = jr.split(key, 3)
         d = self.target_probs.shape[0]
-        b = jr.bernoulli(k_b, self.target_probs, (n, d)).astype(c.bias.dtype)
-        psi = self.strength_mean + self.strength_sd * jr.normal(k_p, (n, d), c.bias.dtype)
-        heads_tau = f.heads(self._features).tau[0]
-        sigma = jnp.exp(c.log_scale) * jnp.exp(b * heads_tau)
-        u = c.bias + b * psi / f.x_scale + sigma * jr.normal(k_e, (n, d), c.bias.dtype)
-        return f.x_loc + f.x_scale * c.solve(u)
+        b = jr.bernoulli(k_b, jnp.broadcast_to(self.target_probs, (n, d))).astype(c.bias.dtype)
+        z = jr.normal(k_p, (n, d), c.bias.dtype)
+        psi = (self.strength_mean[None, :] + self.strength_sd[None, :] * z) / f.x_scale[None, :]
+        tau = f.heads(self._features).tau
+        sigma = jnp.exp(c.log_scale)[None, :] * jnp.exp(b * tau)
+        u = c.bias[None, :] + b * psi + sigma * jr.normal(k_e, (n, d), c.bias.dtype)
+        return f.x_loc[None, :] + f.x_scale[None, :] * c.solve(u)
 
     _features: Array = eqx.field(default=None)
 
 
 def _suff(fitted, x):
-    xs = (x - fitted.x_loc) / fitted.x_scale
+    xs = (x - fitted.x_loc[None, :]) / fitted.x_scale[None, :]
     s1, s2 = residual_sums(fitted.causal, xs, jnp.ones(xs.shape[0], bool))
     return jnp.asarray(xs.shape[0], xs.dtype), s1, s2
 
@@ -94,10 +95,10 @@ def _exact(fitted, features, x, key, n_draws):
         mean, sd = shift_posterior(n, s1, h.mu, s, sigma)
     k_b, k_p = jr.split(key)
     d = probs.shape[0]
-    b = jr.bernoulli(k_b, probs, (n_draws, d))
-    psi = mean + sd * jr.normal(k_p, (n_draws, d), mean.dtype)
+    b = jr.bernoulli(k_b, jnp.broadcast_to(probs, (n_draws, d)))
+    psi = mean[None, :] + sd[None, :] * jr.normal(k_p, (n_draws, d), mean.dtype)
     scale = fitted.x_scale
-    return probs, mean * scale, sd * scale, jnp.where(b, psi * scale, 0.0)
+    return probs, mean * scale, sd * scale, jnp.where(b, psi * scale[None, :], 0.0)
 
 
 def _nuts_model(n, s1, s2, sigma0, sigma, h):
@@ -124,14 +125,14 @@ def _nuts(fitted, features, x, key, method: NUTS):
     draws = mcmc.get_samples()
     # p(b_j = 1 | psi, D) per draw; its average is the Rao-Blackwellised target probability, and
     # weighting the draws by it gives psi's posterior given the target.
-    w = jax.nn.sigmoid(h.logits + draws["gain"])
+    w = jax.nn.sigmoid(h.logits[None, :] + draws["gain"])
     probs = jnp.mean(w, axis=0)
     total = jnp.sum(w, axis=0)
     mean = jnp.sum(w * draws["psi"], axis=0) / total
-    sd = jnp.sqrt(jnp.sum(w * (draws["psi"] - mean) ** 2, axis=0) / total)
+    sd = jnp.sqrt(jnp.sum(w * (draws["psi"] - mean[None, :]) ** 2, axis=0) / total)
     b = jr.bernoulli(k_b, w)
     scale = fitted.x_scale
-    return probs, mean * scale, sd * scale, jnp.where(b, draws["psi"] * scale, 0.0)
+    return probs, mean * scale, sd * scale, jnp.where(b, draws["psi"] * scale[None, :], 0.0)
 
 
 def posterior(
