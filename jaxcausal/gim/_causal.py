@@ -157,8 +157,9 @@ class MLPSCM(AbstractCausal):
     r"""Additive-noise MLP mechanisms on a learned soft graph: node $j$'s mechanism is a linear
     term plus an MLP of its gated inputs $a_{\cdot j} \odot x$, $a = \sigma(\ell)$, with sparsity
     and acyclicity penalties on each input's weight, $a_{ij}$ times the norm of input $i$'s linear
-    coefficient and first-layer column in node $j$ (as NOTEARS-MLP). The likelihood leaves out the Jacobian of $x \mapsto x - f(x)$,
-    which is exactly 1 on an acyclic graph (as DCDI and NOTEARS-MLP do).
+    coefficient and first-layer column in node $j$ (as NOTEARS-MLP). The likelihood leaves out
+    the Jacobian of $x \mapsto x - f(x)$, which is exactly 1 on an acyclic graph (as DCDI and
+    NOTEARS-MLP do).
 
     **Arguments:** `width`, `depth`, `activation` of each node's MLP; `acyclic`;
     `edge_threshold`, the input weight below which an edge is left out of

@@ -148,8 +148,8 @@ class FittedGIM(eqx.Module):
     def scm(self):
         """The learned causal model as a [`jaxcausal.scm.SCM`][] in data units.
 
-        Edges with strength below `config.causal.edge_threshold` are left out; if the rest has a cycle
-        (a cyclic `LinearSCM`, or an acyclicity penalty not yet at zero), the weakest edges on
+        Edges with strength below `config.causal.edge_threshold` are left out; if the rest has a
+        cycle (a cyclic `LinearSCM`, or an acyclicity penalty not yet at zero), the weakest edges on
         cycles are dropped, with a warning. Linear: `LinearGaussian` mechanisms; MLP:
         `AdditiveNoiseMLP` mechanisms with the soft gates folded into the weights.
         """

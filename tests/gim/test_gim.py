@@ -1,7 +1,6 @@
 """GIM: exact likelihoods against dense Gaussians and quadrature, recovery of targets on a small
 Hill suite, vmap == loop, no recompilation, the posterior, baselines and bad input."""
 
-import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -132,7 +131,7 @@ def test_vmapped_seeds_equal_one_by_one_and_no_recompilation(suite):
     assert total[1] < total[0]  # a higher cost per target gives fewer targets
 
 
-def test_posterior_exact_matches_nuts_and_sharpens(suite, fitted):
+def test_posterior_sharpens_and_starts_at_the_prior(suite, fitted):
     sp = suite.full
     k = int(np.argmax(sp.targets.sum(1)))
     cells = sp.x[sp.context == k]
@@ -143,6 +142,17 @@ def test_posterior_exact_matches_nuts_and_sharpens(suite, fitted):
            for m in (0, 5, 40)]
     assert sds[0] > sds[1] > sds[2]
     post = fitted.posterior(sp.features[k], cells[:10])
+    assert post.predictive(30, key=jr.key(5)).shape == (30, 5)
+    lo, hi = post.interval(0.9)
+    assert np.all(lo < hi)
+
+
+@pytest.mark.slow
+def test_posterior_exact_matches_nuts(suite, fitted):
+    sp = suite.full
+    k = int(np.argmax(sp.targets.sum(1)))
+    cells = sp.x[sp.context == k]
+    post = fitted.posterior(sp.features[k], cells[:10])
     nuts = fitted.posterior(sp.features[k], cells[:10], key=jr.key(4),
                             method=jc.scm.NUTS(200, 400, max_tree_depth=4))
     # NUTS with 400 draws: target probabilities within 0.05, shift means within 0.2 sd.
@@ -151,9 +161,6 @@ def test_posterior_exact_matches_nuts_and_sharpens(suite, fitted):
     np.testing.assert_allclose(np.asarray(nuts.strength_mean)[on],
                                np.asarray(post.strength_mean)[on],
                                atol=0.2 * float(np.max(np.asarray(post.strength_sd)[on])))
-    assert post.predictive(30, key=jr.key(5)).shape == (30, 5)
-    lo, hi = post.interval(0.9)
-    assert np.all(lo < hi)
 
 
 def test_baselines_share_the_interface(suite):

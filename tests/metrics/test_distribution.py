@@ -52,7 +52,7 @@ def test_auroc_and_auprc_match_sklearn_with_ties(getkey):
         jc.metrics.auroc(labels, scores[:10])
 
 
-def test_mean_error_coverage_mmd_bandwidth_and_sinkhorn(getkey):
+def test_mean_error_coverage_and_bandwidth(getkey):
     x = jr.normal(getkey(), (50, 2))
     y = x + jnp.array([[1.0, 3.0]])
     assert float(jc.metrics.mean_squared_error(x, y)) == pytest.approx(5.0, rel=1e-12)
@@ -61,10 +61,16 @@ def test_mean_error_coverage_mmd_bandwidth_and_sinkhorn(getkey):
     z = np.concatenate([np.asarray(x), np.asarray(y)])
     d = np.linalg.norm(z[:, None] - z[None], axis=-1)[np.triu_indices(100, 1)]
     assert float(jc.metrics.median_bandwidth(x, y)) == pytest.approx(np.median(d), rel=1e-10)
+    with pytest.raises(ValueError, match="same number of columns"):
+        jc.metrics.energy_distance(x, y[:, :1])
+
+
+@pytest.mark.slow  # compiling ott's Sinkhorn solver takes ~20 s
+def test_sinkhorn_divergence(getkey):
     pytest.importorskip("ott")
+    x = jr.normal(getkey(), (50, 2))
+    y = x + jnp.array([[1.0, 3.0]])
     same = jc.metrics.sinkhorn_divergence(x, x)
     apart = jc.metrics.sinkhorn_divergence(x, y)
     # For far-apart translates the divergence approaches the squared shift (|(1, 3)|^2 = 10).
     assert abs(float(same)) < 1e-3 and float(apart) == pytest.approx(10.0, rel=0.05)
-    with pytest.raises(ValueError, match="same number of columns"):
-        jc.metrics.energy_distance(x, y[:, :1])
