@@ -9,6 +9,7 @@ from ._baselines import (
     TwoStage as TwoStage,
     Unstructured as Unstructured,
 )
+from ._calibrate import calibrate as calibrate
 from ._causal import MLPSCM as MLPSCM, LinearSCM as LinearSCM
 from ._data import PerturbationData as PerturbationData
 from ._fitted import FittedGIM as FittedGIM, ShiftPrediction as ShiftPrediction

@@ -194,7 +194,8 @@ class TwoStage(eqx.Module):
         k1, k2 = jr.split(key)
         k = data.n_perturbations
         ids = PerturbationData(data.x, data.context, np.eye(k), names=data.names)
-        gim = self.stage_one or GIM(causal=self.causal, depth=0, max_steps=self.max_steps)
+        gim = self.stage_one or GIM(causal=self.causal, depth=0, max_steps=self.max_steps,
+                                    calibration_folds=None)
         first = gim.fit(ids, key=k1)
         heads = first.heads(np.eye(k))
         target = jnp.concatenate([heads.logits, heads.mu, heads.log_s, heads.tau], axis=1)

@@ -63,6 +63,8 @@ class FittedGIM(eqx.Module):
     - `net`: $g_\\phi$. `config`: the GIM. `names`: variable names. `train_loss`: per step.
     - `x_loc`, `x_scale`, `f_loc`, `f_scale`: standardisation of cells (by the control cells)
       and of features (by the training perturbations).
+    - `shift_floor`: extra shift scale $c$ from the calibration: shifts are $\\mathcal N(\\mu,
+      s^2 + c^2)$ (0: none).
 
     Features of new perturbations are `(m, p)` (or `(p,)` for one).
     """
@@ -77,6 +79,7 @@ class FittedGIM(eqx.Module):
     names: tuple[str, ...] = eqx.field(static=True)
     train_loss: Float[Array, "*batch steps"]
     batched: bool = eqx.field(static=True, default=False)
+    shift_floor: Float[Array, ""] | float = 0.0
 
     def member(self, i: int) -> FittedGIM:
         """The `i`-th fit of a [`jaxcausal.gim.fit_batch`][] result."""
@@ -88,6 +91,7 @@ class FittedGIM(eqx.Module):
         return FittedGIM(
             causal=causal, net=net, config=self.config, x_loc=self.x_loc, x_scale=self.x_scale,
             f_loc=self.f_loc, f_scale=self.f_scale, names=self.names, train_loss=loss,
+            shift_floor=self.shift_floor,
         )
 
     def _check(self):
@@ -98,7 +102,9 @@ class FittedGIM(eqx.Module):
         """$g_\\phi$'s outputs for each row of `features` (standardised units)."""
         self._check()
         f = check_features(features, self.f_loc.shape[0])
-        return jax.vmap(self.net)((f - self.f_loc[None, :]) / self.f_scale[None, :])
+        h = jax.vmap(self.net)((f - self.f_loc[None, :]) / self.f_scale[None, :])
+        log_s = 0.5 * jnp.logaddexp(2.0 * h.log_s, 2.0 * jnp.log(self.shift_floor))
+        return eqx.tree_at(lambda t: t.log_s, h, log_s)
 
     def target_probs(self, features: Any) -> Float[Array, "m d"]:
         """Probability that each variable's mechanism is targeted, `(m, d)`."""

@@ -79,6 +79,9 @@ class GIM(eqx.Module):
     - `width`, `depth`: of $g_\\phi$'s MLP. `scale_change`: a target's noise scale may change
       too (by $e^{\\tau_j}$, $\\tau$ from $g_\\phi$).
     - `learning_rate`, `max_steps`, `batch_size` (perturbation groups per step; `None`: all).
+    - `calibration_folds`: after the fit, this many models are refitted without one fold of
+      perturbations each (one vmapped call) to scale $g_\\phi$'s shift uncertainty so that
+      held-out perturbations are covered at the stated rate; `None` skips it.
     """
 
     causal: AbstractCausal = LinearSCM()
@@ -94,6 +97,7 @@ class GIM(eqx.Module):
     learning_rate: float | Array = 0.01
     max_steps: int = eqx.field(static=True, default=1500)
     batch_size: int | None = eqx.field(static=True, default=None)
+    calibration_folds: int | None = eqx.field(static=True, default=5)
 
     def __check_init__(self):
         if not isinstance(self.causal, AbstractCausal):
@@ -109,10 +113,20 @@ class GIM(eqx.Module):
         if self.width < 1 or self.depth < 0:
             raise ValueError(f"width must be >= 1 and depth >= 0; got {self.width}, {self.depth}")
 
-    def fit(self, data: PerturbationData, *, key: PRNGKeyArray) -> FittedGIM:
-        """Fits the GIM to `data` (a [`jaxcausal.gim.PerturbationData`][])."""
+    def fit(
+        self, data: PerturbationData, *, key: PRNGKeyArray, groups: Any = None
+    ) -> FittedGIM:
+        """Fits the GIM to `data` (a [`jaxcausal.gim.PerturbationData`][]), then calibrates its
+        shift scales by cross-fitting over `calibration_folds` folds of perturbations (see
+        [`jaxcausal.gim.calibrate`][]); `groups` (`(K,)` ids, e.g. the drug of each
+        perturbation) keeps perturbations that belong together in one fold."""
+        from ._calibrate import calibrate
+
         prepared = prepare(data)
-        return _finish(self, prepared, _fit_jit(self, prepared.groups, prepared.feats, key))
+        fitted = _finish(self, prepared, _fit_jit(self, prepared.groups, prepared.feats, key))
+        if self.calibration_folds is None:
+            return fitted
+        return calibrate(fitted, data, key=jr.fold_in(key, 1), groups=groups, prepared=prepared)
 
 
 class Prepared(eqx.Module):
@@ -168,13 +182,14 @@ _FILTER = Trainable(causal=eqx.is_inexact_array, net=eqx.is_inexact_array, hyper
 
 
 @eqx.debug.assert_max_traces(max_traces=None)
-def _fit_impl(gim: GIM, groups: Groups, feats: Array, key: PRNGKeyArray):
+def _fit_impl(gim: GIM, groups: Groups, feats: Array, key: PRNGKeyArray, weights=None):
     k_init, k_train = jr.split(key)
     d, p = groups.x.shape[2], feats.shape[1]
     model = _trainable(gim, d, p, k_init)
+    weights = jnp.ones(groups.x.shape[0], groups.x.dtype) if weights is None else weights
     res = run(
         gim_loss, model, (groups, feats), optax.adam(gim.learning_rate), key=k_train,
-        weights=jnp.ones(groups.x.shape[0], groups.x.dtype), max_steps=gim.max_steps,
+        weights=weights, max_steps=gim.max_steps,
         batch_size=gim.batch_size, eval_every=max(1, min(50, gim.max_steps)),
         filter_spec=_FILTER, with_step=True,
     )

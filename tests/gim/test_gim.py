@@ -20,7 +20,7 @@ from jaxcausal.gim._objective import (
 )
 
 SMALL = dict(d=5, n_drugs=16, n_new_drugs=6, n_cells=30, n_test_cells=40, n_control=200)
-GIM = jc.gim.GIM(max_steps=400, width=16)
+GIM = jc.gim.GIM(max_steps=400, width=16, calibration_folds=None)
 
 
 @pytest.fixture(scope="module")
@@ -109,11 +109,12 @@ def test_scm_is_the_learned_model_in_data_units(fitted):
 
 
 def test_vmapped_seeds_equal_one_by_one_and_no_recompilation(suite):
-    gim = jc.gim.GIM(max_steps=30, width=8)
+    gim = jc.gim.GIM(max_steps=30, width=8, calibration_folds=None)
     data = suite.train.data
     keys = jr.split(jr.key(5), 2)
     # Two seeds of one setting, as a sweep over target_penalty (so both calls share a compile).
-    sweep = jc.gim.GIM(max_steps=30, width=8, target_penalty=jnp.array([2.0, 2.0]))
+    sweep = jc.gim.GIM(max_steps=30, width=8, calibration_folds=None,
+                       target_penalty=jnp.array([2.0, 2.0]))
     batch = jc.gim.fit_batch(sweep, data, keys=keys)
     for i in range(2):
         one = gim.fit(data, key=keys[i])
@@ -124,7 +125,8 @@ def test_vmapped_seeds_equal_one_by_one_and_no_recompilation(suite):
     gim.fit(other, key=jr.key(9))
     assert jc.gim.count_fit_traces() == before
     # A sweep over a hyperparameter is one vmapped call too.
-    sweep = jc.gim.GIM(max_steps=30, width=8, target_penalty=jnp.array([0.5, 4.0]))
+    sweep = jc.gim.GIM(max_steps=30, width=8, calibration_folds=None,
+                       target_penalty=jnp.array([0.5, 4.0]))
     fits = jc.gim.fit_batch(sweep, data, keys=keys)
     assert jc.gim.count_fit_traces() == before  # reuses the first batched compile
     total = [float(fits.member(i).target_probs(data.features).sum()) for i in range(2)]
@@ -163,6 +165,26 @@ def test_posterior_exact_matches_nuts(suite, fitted):
                                atol=0.2 * float(np.max(np.asarray(post.strength_sd)[on])))
 
 
+def test_calibration_covers_shifts_of_new_drugs(suite, fitted):
+    # Held-out drugs (all doses of a drug in one fold): the extra shift scale makes the 90%
+    # intervals from 10 cells cover the true shifts of new drugs (~0.9; 0.75 leaves room for the
+    # ~35 target pairs of this small suite), where the uncalibrated ones are overconfident.
+    cal = jc.gim.calibrate(fitted, suite.train.data, key=jr.key(11), groups=suite.train.drug,
+                           n_folds=3)
+    assert float(cal.shift_floor) > 0.0
+
+    def coverage(model):
+        sp, hits = suite.full, []
+        for k in range(len(sp.features)):
+            lo, hi = model.posterior(sp.features[k], sp.x[sp.context == k][:10]).interval(0.9)
+            hits += [lo[j] <= sp.shifts[k, j] <= hi[j] for j in np.flatnonzero(sp.targets[k])]
+        return np.mean(hits)
+
+    assert coverage(cal) >= 0.75 and coverage(cal) > coverage(fitted)
+    with pytest.raises(ValueError, match="groups must have one id per perturbation"):
+        jc.gim.calibrate(fitted, suite.train.data, key=jr.key(0), groups=[0, 1])
+
+
 def test_baselines_share_the_interface(suite):
     data, sp = suite.train.data, suite.partial
     un = jc.gim.Unstructured(max_steps=100, width=16).fit(data, key=jr.key(6))
@@ -175,7 +197,9 @@ def test_baselines_share_the_interface(suite):
 
 def test_mlp_scm_fits_and_converts(getkey):
     suite = jc.datasets.hill_suite(jr.key(3), linear=False, **SMALL)
-    fitted = jc.gim.GIM(causal=jc.gim.MLPSCM(width=8), max_steps=300, width=16).fit(
+    gim = jc.gim.GIM(causal=jc.gim.MLPSCM(width=8), max_steps=300, width=16,
+                     calibration_folds=None)
+    fitted = gim.fit(
         suite.train.data, key=getkey())
     probs = fitted.target_probs(suite.train.features)
     # Nonlinear suite, short training: targets still clearly ranked (AUROC ~0.9).
