@@ -78,7 +78,7 @@ def calibrate(
     prepared: Any = None,
 ) -> Any:
     """Returns `fitted` with the cross-fitted extra shift scale $c$ (see the module docstring;
-    stored as `fitted.shift_floor`): the prior of a shift becomes $\mathcal N(\mu, s^2 + c^2)$.
+    stored as `fitted.shift_floor`): the prior of a shift becomes $\\mathcal N(\\mu, s^2 + c^2)$.
 
     **Arguments:** `fitted` (a [`jaxcausal.gim.FittedGIM`][]) and the `data` it was fitted on;
     `key` (fold assignment and refits); `groups`, optional `(K,)` ids of perturbations held out
