@@ -50,7 +50,7 @@ def _calibrate_impl(gim, groups, feats, keys, fold):
     n_folds = keys.shape[0]
     held = fold[None, :] == jnp.arange(n_folds)[:, None]  # (F, G)
     weights = jnp.where(held, 0.0, 1.0).astype(groups.x.dtype)
-    models, _ = jax.vmap(lambda k, w: _fit_impl(gim, groups, feats, k, w))(keys, weights)
+    models, _ = eqx.filter_vmap(lambda k, w: _fit_impl(gim, groups, feats, k, w))(keys, weights)
     w, err, prior, noise = eqx.filter_vmap(lambda m: _fold_terms(m, groups, feats))(models)
     w = w * held[..., None]
 
