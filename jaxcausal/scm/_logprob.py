@@ -119,7 +119,7 @@ class InterventionHandler(Messenger):
             value = msg["value"]
             for iv in self.interventions:
                 if isinstance(iv, Soft) and name in iv.targets():
-                    value = dict(iv.fns)[name](value)
+                    value = iv.get(name)(value)
             for iv in self.interventions:
                 value = iv.apply(name, value)
             msg["value"] = value
@@ -164,7 +164,7 @@ def _log_prob_rows(program, interventions, names, x):
         tr = handlers.trace(handlers.seed(model, 0)).get_trace()
         return sum(tr[v]["fn"].log_prob(tr[v]["value"]) for v in names)
 
-    return jax.vmap(one)(x, ivs)
+    return eqx.filter_vmap(one)(x, ivs)  # a Soft's functions are non-array leaves
 
 
 def log_prob(
