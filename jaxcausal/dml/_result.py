@@ -10,6 +10,7 @@ import pandas as pd
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._checks import is_concrete
+from ._checks import is_warning, report
 from ._inference import (
     AbstractBootstrap,
     NormalBootstrap,
@@ -41,10 +42,18 @@ class DMLResult(eqx.Module):
     - `losses`: out-of-fold nuisance losses by learner name (RMSE, or log-loss for classifiers),
       `(n_treatments, n_rep)` each.
     - `folds`: the fold ids used, `(n_rep, n_obs)`.
-    - `checks`: named diagnostics that must hold (finite predictions, propensities inside
-      (0, 1), every training fold with treated and untreated rows); `fit` raises when one fails
-      unless it runs under `vmap`, where they stay for inspection.
+    - `checks`: named flags, `True` where a check holds (see `jaxcausal/dml/_checks.py`).
+      Errors: finite predictions, propensities inside (0, 1), every training fold with treated
+      and untreated rows, a treatment that varies; `fit` raises when one fails. Warnings: a
+      learner not resolved at the working precision (`precision:<learner>`) or not converged,
+      propensities at 0 or 1 (`separation:ml_m`), more than 10 % of them clipped
+      (`clipped:ml_m`); `fit` warns (`UserWarning`). Under `jit`/`vmap` they stay in the result:
+      call [`jaxcausal.dml.DMLResult.report`][] on a concrete result to raise and warn.
+    - `diagnostics`: the values some checks quote (the clipped share, a condition number), by
+      check name.
     - `t_names`: treatment names.
+    - `dtype`: the floating-point precision the fit was computed in (`"float32"` unless float64
+      is enabled; see the README's precision section).
     """
 
     theta_rep: Float[Array, "k n_rep"]
@@ -57,6 +66,8 @@ class DMLResult(eqx.Module):
     folds: Int[Array, "n_rep n"]
     checks: dict[str, Bool[Array, "*shape"]]
     t_names: tuple[str, ...] = eqx.field(static=True)
+    diagnostics: dict[str, Float[Array, "*shape"]] = eqx.field(default_factory=dict)
+    dtype: str = eqx.field(static=True, default="float32")
 
     @property
     def theta(self) -> Array:
@@ -79,8 +90,19 @@ class DMLResult(eqx.Module):
 
     @property
     def ok(self) -> Array:
-        """Whether every check passed (a scalar; inside a `vmap`ped fit, one per replication)."""
-        return jnp.all(jnp.stack([jnp.all(v) for v in self.checks.values()]))
+        """Whether every error check passed (a scalar; inside a `vmap`ped fit, one per
+        replication). Warnings do not count."""
+        flags = [jnp.all(v) for name, v in self.checks.items() if not is_warning(name)]
+        return jnp.all(jnp.stack(flags)) if flags else jnp.asarray(True)
+
+    def report(self, data=None, *, throw: bool = True) -> None:
+        """Raises a `ValueError` for the first failed error check (with `throw`) and a
+        `UserWarning` for every failed warning check, with messages naming the learner, the
+        treatment and, where `data` (the fitted [`jaxcausal.CausalData`][]) is given and it can,
+        the covariate. `fit` calls it; call it yourself on a result from a `jit`ted fit."""
+        if not is_concrete(self.theta_rep) or self.theta_rep.ndim != 2:
+            raise ValueError("report needs a single, concrete result (not batched or traced)")
+        report(self, data, throw=throw)
 
     def confint(self, level: float = 0.95) -> Float[Array, "k 2"]:
         """Pointwise confidence intervals `(n_treatments, 2)`: per repetition
@@ -120,7 +142,8 @@ class DMLResult(eqx.Module):
         )
 
     def summary(self, level: float = 0.95) -> pd.DataFrame:
-        """A table shaped like DoubleML's `summary`: coef, std err, t, P>|t| and the interval."""
+        """A table shaped like DoubleML's `summary`: coef, std err, t, P>|t| and the interval;
+        `table.attrs["dtype"]` records the precision of the fit."""
         if not is_concrete(self.theta_rep) or self.theta_rep.ndim != 2:
             raise ValueError("summary needs a single, concrete result (not batched or traced)")
         table = pd.DataFrame(
@@ -135,6 +158,7 @@ class DMLResult(eqx.Module):
         ci = np.asarray(self.confint(level))
         for i, col in enumerate(_ci_columns(level)):
             table[col] = ci[:, i]
+        table.attrs["dtype"] = self.dtype
         return table
 
 

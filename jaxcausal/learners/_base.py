@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import warnings
 from typing import Any
 
@@ -59,6 +60,23 @@ class AbstractLearner(eqx.Module):
         """Fits the learner to the rows with positive weight; returns the fitted predictor."""
 
 
+_TRUSTED = [False]
+
+
+@contextlib.contextmanager
+def trusted_inputs():
+    """Inside this block, `fit` on traced arrays skips the finiteness checks of `x`, `y` and the
+    weights (each an `eqx.error_if`, a host callback at run time). Cross-fitting uses it: it
+    passes data that [`jaxcausal.CausalData`][] has checked and 0/1 fold masks; shape checks and
+    the binary check of classifier targets stay."""
+    before = _TRUSTED[0]
+    _TRUSTED[0] = True
+    try:
+        yield
+    finally:
+        _TRUSTED[0] = before
+
+
 def prepare_xyw(
     x: Any, y: Any, weights: Any, *, binary: bool = False, who: str = "learner"
 ) -> tuple[Array, Array, Array]:
@@ -72,9 +90,20 @@ def prepare_xyw(
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x has {x.shape[0]} rows but y has {y.shape[0]}")
     n = y.shape[0]
-    w = jnp.ones((n,), x.dtype) if weights is None else check_weights(weights, n)
-    x = check_finite(x, "x")
-    y = check_finite(y, "y")
+    trusted = _TRUSTED[0] and not is_concrete(x)
+    if weights is None:
+        w = jnp.ones((n,), x.dtype)
+    elif trusted:
+        w = as_float_array(weights, "weights")
+        if w.shape != (n,):
+            raise ValueError(
+                f"weights must have shape ({n},) (one weight per row); got {tuple(w.shape)}"
+            )
+    else:
+        w = check_weights(weights, n)
+    if not trusted:
+        x = check_finite(x, "x")
+        y = check_finite(y, "y")
     if binary:
         y = check_binary(y, "y", f"for the classifier {who}")
     return x, y, w

@@ -95,14 +95,20 @@ def _fit_logistic(x, y, w, l2, tol, max_iter):
         eta_dir = z1 @ direction
 
         # The full Newton step first; it is halved only while the Armijo rule fails, so a step
-        # costs one pass over the rows (under `vmap`, as many as the slowest member needs).
+        # costs one pass over the rows (under `vmap`, as many as the slowest member needs). The
+        # rule allows the rounding error of the loss, or near the optimum (where the predicted
+        # decrease is below it) the full step would be cut for noise.
+        noise = 10.0 * eps * jnp.abs(state.value)
+
+        def sufficient(t, value):
+            return jnp.isfinite(value) & (value <= state.value + _ARMIJO * t * slope + noise)
+
         def trial(t):
             return objective(eta + t * eta_dir, beta + t * direction)
 
         def failing(carry):
             t, value, k = carry
-            bad = ~(jnp.isfinite(value) & (value <= state.value + _ARMIJO * t * slope))
-            return bad & (k < _MAX_HALVINGS)
+            return ~sufficient(t, value) & (k < _MAX_HALVINGS)
 
         def halve(carry):
             t, _, k = carry
@@ -110,7 +116,7 @@ def _fit_logistic(x, y, w, l2, tol, max_iter):
 
         one = jnp.ones((), dtype)
         t, value, _ = jax.lax.while_loop(failing, halve, (one, trial(one), jnp.array(0)))
-        accepted = jnp.isfinite(value) & (value <= state.value + _ARMIJO * t * slope)
+        accepted = sufficient(t, value)
         # Newton decrement: -slope/2 approximates the distance to the optimum in objective value.
         decrement = -slope
         return _State(
