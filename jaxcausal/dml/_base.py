@@ -280,6 +280,40 @@ def check_class_sizes(data: CausalData, n_folds: int, model: str, *, error: bool
             warnings.warn(text, UserWarning, stacklevel=4)
 
 
+def check_separation(data: CausalData, model: str) -> None:
+    """For binary treatments: a `UserWarning` naming each covariate that separates treated from
+    untreated rows on its own (quasi-complete separation: every treated row on one side of a
+    value, every untreated row on the other, some strictly). The propensity of the separated rows
+    is 0 or 1, so they have no overlap, and a logistic fit without penalty diverges there.
+    Concrete data only."""
+    if not is_concrete(data.t) or data.t.ndim != 2:
+        return
+    t, x = np.asarray(data.t), np.asarray(data.x)
+    for j, t_name in enumerate(data.t_names):
+        d = t[:, j]
+        if not np.isin(d, (0.0, 1.0)).all() or d.min() == d.max():
+            continue
+        treated, untreated = x[d == 1], x[d == 0]
+        for c, name in enumerate(data.x_names):
+            lo1, hi1 = treated[:, c].min(), treated[:, c].max()
+            lo0, hi0 = untreated[:, c].min(), untreated[:, c].max()
+            if hi0 <= lo1 and (hi1 > hi0 or lo0 < lo1):
+                side = f"every row with {name} > {hi0:g} is treated" if hi1 > hi0 else (
+                    f"every row with {name} < {lo1:g} is untreated")
+            elif hi1 <= lo0 and (hi0 > hi1 or lo1 < lo0):
+                side = f"every row with {name} > {hi1:g} is untreated" if hi0 > hi1 else (
+                    f"every row with {name} < {lo0:g} is treated")
+            else:
+                continue
+            warnings.warn(
+                f"covariate '{name}' separates treated from untreated rows of treatment "
+                f"'{t_name}' ({side}): their propensity is 0 or 1, so they have no overlap and "
+                f"{model}'s estimate rests on trimming and extrapolation there; consider "
+                "dropping or coarsening the covariate, or restricting the sample",
+                UserWarning, stacklevel=4,
+            )
+
+
 def fit_learner(
     name: str,
     learner: AbstractLearner | None,

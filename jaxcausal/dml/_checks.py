@@ -154,10 +154,10 @@ register_check(
 register_check(
     "precision", warn=True,
     message="the learner {subject} cannot be trusted at {dtype} ({where}): its standardised "
-    "problem has condition number {value:.2g}, beyond what {dtype} resolves, or its normal "
-    "equations do not hold (nearly collinear covariates); its predictions may be inaccurate. "
-    "Enable float64 with jax.config.update('jax_enable_x64', True), or drop or combine "
-    "collinear covariates",
+    "covariates have condition number {value:.2g}, beyond what {dtype} resolves, or the target "
+    "depends on a difference of nearly collinear covariates that {dtype} cannot resolve; its "
+    "predictions may be inaccurate. Enable float64 with "
+    "jax.config.update('jax_enable_x64', True), or drop or combine collinear covariates",
 )
 register_check(
     "converged", warn=True,

@@ -16,6 +16,7 @@ from ._base import (
     all_finite,
     broadcast_to_krn,
     check_class_sizes,
+    check_separation,
     fit_learner,
     learner_checks,
     propensity_checks,
@@ -89,6 +90,7 @@ class IRM(AbstractDML):
         names = ", ".join(data.t_names)
         check_binary(data.t, "t", f"for IRM (treatment {names})")
         check_class_sizes(data, self.n_folds, "IRM", error=True)
+        check_separation(data, "IRM")
 
     def strata(self, data: CausalData):
         return binary_strata(data.t)

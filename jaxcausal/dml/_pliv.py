@@ -17,6 +17,7 @@ from ._base import (
     all_finite,
     broadcast_to_krn,
     check_class_sizes,
+    check_separation,
     fit_learner,
     learner_checks,
 )
@@ -89,6 +90,7 @@ class PLIV(AbstractDML):
                         "instrument must vary"
                     )
         check_class_sizes(data, self.n_folds, "PLIV", error=False)
+        check_separation(data, "PLIV")
         if self.score.needs_g and data.z.shape[-1] > 1:
             raise ValueError(
                 f"IVType() needs exactly one instrument; data has {data.z.shape[-1]} "

@@ -13,6 +13,7 @@ from ._base import (
     Nuisance,
     broadcast_to_krn,
     check_class_sizes,
+    check_separation,
     fit_learner,
     propensity_checks,
 )
@@ -83,6 +84,7 @@ class PLR(AbstractDML):
         if self.ml_m is not None and self.ml_m.is_classifier:
             check_binary(data.t, "t", "when ml_m is a classifier")
         check_class_sizes(data, self.n_folds, "PLR", error=False)
+        check_separation(data, "PLR")
 
     def strata(self, data: CausalData):
         return binary_strata(data.t)

@@ -186,16 +186,19 @@ RCOND_ULPS = 10.0
 # working precision then moves its coefficients by about 1 % at most (float32: cond up to 8e4;
 # float64: 4.5e13).
 COND_LIMIT = 1e-2
+# ... and when no dropped direction explains the residual: `n_eff * corr**2` (chi-squared with one
+# degree of freedom when the direction is rounding noise) stays below LOST_LIMIT (p ~ 3e-10).
+LOST_LIMIT = 40.0
 
 
-def resolved(cond: Array, resid: Array | None = None) -> Array:
+def resolved(cond: Array, lost: Array | None = None) -> Array:
     """Whether the working precision resolves a fit: `cond * eps <= COND_LIMIT` for the
-    condition number `cond` of its standardised problem and, when given, the residual `resid` of
-    its normal equations (relative to the target's spread) at most `sqrt(eps)`."""
+    condition number `cond` of its standardised problem and, when given, `lost <= LOST_LIMIT`
+    for the significance `lost` of the signal in the directions it dropped."""
     eps = jnp.finfo(cond.dtype).eps
     ok = cond * eps <= COND_LIMIT
-    if resid is not None:
-        ok = ok & (resid <= jnp.sqrt(eps))
+    if lost is not None:
+        ok = ok & (lost <= LOST_LIMIT)
     return ok
 
 
@@ -204,12 +207,15 @@ class PsdInverse(eqx.Module):
 
     `matrix` is the inverse on the kept eigen-directions (after a Jacobi scaling to a unit
     diagonal), `cond` the ratio of the largest to the smallest kept eigenvalue, `rank` how many
-    were kept.
+    were kept, `vectors` the eigen-directions (columns, in the unscaled coordinates) and
+    `dropped` which of them were cut.
     """
 
     matrix: Array
     cond: Array
     rank: Array
+    vectors: Array
+    dropped: Array
 
     def __call__(self, v: Array) -> Array:
         return self.matrix @ v
@@ -230,7 +236,8 @@ def psd_inverse(a: Array) -> PsdInverse:
     matrix = s[:, None] * ((vec * inv[None, :]) @ vec.T) * s[None, :]
     low = jnp.min(jnp.where(keep, lam, jnp.inf))
     cond = jnp.where(jnp.any(keep), top / low, 1.0)
-    return PsdInverse(matrix=matrix, cond=cond, rank=jnp.sum(keep))
+    return PsdInverse(matrix=matrix, cond=cond, rank=jnp.sum(keep), vectors=s[:, None] * vec,
+                      dropped=~keep)
 
 
 def fit_status(pred: AbstractPredictor) -> dict[str, Array]:
@@ -261,11 +268,17 @@ def warn_if_unresolved(pred: AbstractPredictor, who: str, x: Array, w: Array) ->
     zs = sub[:, live] / sd[live] * np.sqrt(ws[keep] / ws[keep].sum())[:, None]
     _, vec = np.linalg.eigh(zs.T @ zs)
     weak = np.flatnonzero(live)[np.abs(vec[:, 0]) > 0.3]
+    eps = float(jnp.finfo(dtype).eps)
+    if float(pred.cond) * eps > COND_LIMIT:
+        why = (f"the standardised covariates are too ill-conditioned for {dtype} (condition "
+               f"number {float(pred.cond):.2g}; {dtype} resolves up to {COND_LIMIT / eps:.2g})")
+    else:
+        why = (f"the target depends on a difference of nearly collinear columns that {dtype} "
+               f"cannot resolve (significance n_eff * corr^2 = {float(pred.lost):.3g} of the "
+               "dropped direction)")
     warnings.warn(
-        f"{who}: the standardised covariates are too ill-conditioned for {dtype} (condition "
-        f"number {float(pred.cond):.2g}; {dtype} resolves up to "
-        f"{COND_LIMIT / float(jnp.finfo(dtype).eps):.2g}), nearly collinear columns "
-        f"{weak.tolist()}; the coefficients may be inaccurate. Enable float64 with "
+        f"{who}: {why}; nearly collinear columns {weak.tolist()}; the coefficients and "
+        "predictions may be inaccurate. Enable float64 with "
         "jax.config.update('jax_enable_x64', True), or drop or combine those columns",
         UserWarning, stacklevel=3,
     )

@@ -20,15 +20,17 @@ from ._base import (
 
 
 class LinearPredictor(AbstractPredictor):
-    """`x @ coef + intercept`, evaluated as `(x - x_mean) @ coef + y_mean` (no cancellation
+    r"""`x @ coef + intercept`, evaluated as `(x - x_mean) @ coef + y_mean` (no cancellation
     between a large `x @ coef` and the intercept).
 
     - `coef`, `intercept`: the coefficients on the raw columns (comparable with scikit-learn's).
     - `x_mean`, `y_mean`: the weighted means of the training rows.
     - `cond`: condition number of the standardised normal equations (kept directions only).
     - `rank`: how many directions were kept (the rest is exact collinearity at the precision).
-    - `resid`: the largest residual of the normal equations after the solve, relative to the
-      target's spread (small when the solve is accurate and no dropped direction carried signal).
+    - `lost`: how significantly the dropped directions explain the residual: the largest
+      $n_\text{eff}\,\text{corr}^2$ of one with the residual (about $\chi^2_1$ when they are
+      rounding noise, as they are for exact collinearity; $n_\text{eff}$ the effective number
+      of weighted rows).
     - `resolved`: whether the working precision resolves the fit (see [`Linear`][]).
     """
 
@@ -38,7 +40,7 @@ class LinearPredictor(AbstractPredictor):
     y_mean: Float[Array, ""]
     cond: Float[Array, ""]
     rank: Int[Array, ""]
-    resid: Float[Array, ""]
+    lost: Float[Array, ""]
     resolved: Bool[Array, ""]
 
     def __call__(self, x: Float[Array, "n p"]) -> Float[Array, " n"]:
@@ -60,20 +62,21 @@ def _fit_linear(x, y, w, ridge):
     gram = (z * sw[:, None]).T @ z + jnp.diag(pen)
     inverse = psd_inverse(gram)
 
-    def gradient(beta):
-        # The negative gradient of the normal equations, from the data (not from `gram`).
-        return z.T @ (sw * (yc - z @ beta)) - pen * beta
-
     # One step of iterative refinement: the residual is computed from the standardised design,
     # which recovers the accuracy that forming the normal equations loses (their condition
     # number is the square of the design's).
     beta = inverse(z.T @ (sw * yc))
-    beta = beta + inverse(gradient(beta))
-    spread = jnp.sqrt(jnp.sum(sw * yc**2))
-    # In correlation units: the residual's covariance with each unit-variance column.
-    diag = jnp.diagonal(gram)
-    scaled = gradient(beta) / jnp.sqrt(jnp.where(diag > 0, diag, 1.0))
-    resid = jnp.max(jnp.abs(scaled)) / jnp.where(spread > 0, spread, 1.0)
+    beta = beta + inverse(z.T @ (sw * (yc - z @ beta)) - pen * beta)
+    # Did a dropped direction (exact collinearity at this precision) carry signal? Its
+    # correlation with the residual is rounding noise when it does not (n_eff * corr^2 is then
+    # chi-squared with one degree of freedom), and large when it does.
+    resid = yc - z @ beta
+    zv = z @ inverse.vectors
+    num = zv.T @ (sw * resid)
+    den = (sw @ zv**2) * jnp.sum(sw * resid**2)
+    corr2 = jnp.where(inverse.dropped & (den > 0), num**2 / jnp.where(den > 0, den, 1.0), 0.0)
+    n_eff = st.total**2 / jnp.sum(w**2)
+    lost = n_eff * jnp.max(corr2)
     coef = beta / st.scale
     return LinearPredictor(
         coef=coef,
@@ -82,8 +85,8 @@ def _fit_linear(x, y, w, ridge):
         y_mean=y_mean,
         cond=inverse.cond,
         rank=inverse.rank,
-        resid=resid,
-        resolved=resolved(inverse.cond, resid),
+        lost=lost,
+        resolved=resolved(inverse.cond, lost),
     )
 
 
@@ -111,10 +114,11 @@ class Linear(AbstractLearner):
     - the fit records `cond` (condition number of the kept directions) and `resolved`, which is
       false when `cond * eps > 1e-2` (rounding the data to the working precision could move the
       coefficients by more than about 1 %; float32 resolves a condition number up to 8e4,
-      float64 up to 4.5e13) or when the normal equations, evaluated from the data after the
-      solve, are off by more than $\sqrt\varepsilon$ of the target's spread (a dropped
-      direction carried signal). An eager `fit` then warns (`UserWarning`, naming the nearly
-      collinear columns); inside a DML fit the model reports it after the compiled fit.
+      float64 up to 4.5e13), or when a dropped direction explains the residual significantly
+      ($n_\text{eff}\,\text{corr}^2 > 40$ for its correlation with the residual: the target
+      depends on a difference of columns that the working precision cannot resolve). An eager
+      `fit` then warns (`UserWarning`, naming the nearly collinear columns); inside a DML fit the
+      model reports it after the compiled fit.
 
     **Arguments:**
 
