@@ -126,7 +126,8 @@ def _coordinate_descent(m: _Moments, alpha, tol, max_iter):
     diag = jnp.diagonal(m.gram)
     # Columns without variance (or fully masked) keep a zero coefficient.
     safe_diag = jnp.where(diag > 0, diag, 1.0)
-    tol = max(tol, 100 * float(jnp.finfo(m.gram.dtype).eps))
+    eps = float(jnp.finfo(m.gram.dtype).eps)
+    tol = max(tol, 10 * eps)
 
     index = jnp.arange(p)
 
@@ -184,7 +185,13 @@ def _coordinate_descent(m: _Moments, alpha, tol, max_iter):
             (state.coef, state.gram_coef, zero),
             (index, m.gram, m.xy, diag, safe_diag, pen),
         )
-        done = converged(coef, gram_coef) | (biggest == 0)
+        # Recomputed once per sweep: the running update would accumulate rounding errors over
+        # thousands of sweeps (in float32 enough to keep the duality gap from closing).
+        gram_coef = m.gram @ coef
+        # A sweep that moves no coefficient by more than a few units in the last place has
+        # reached the fixed point of the working precision.
+        stalled = biggest <= 4.0 * eps * jnp.max(jnp.abs(coef))
+        done = converged(coef, gram_coef) | stalled
         return _CDState(coef, gram_coef, state.n_iter + 1, done)
 
     def cond(state: _CDState):
@@ -223,7 +230,9 @@ class Lasso(AbstractLearner):
     $\frac{1}{2\sum_i w_i}\sum_i w_i (y_i - x_i^\top\beta - \beta_0)^2 + \alpha\lVert\beta\rVert_1$,
     scikit-learn's `Lasso(alpha)` objective with `sample_weight=w`, by cyclic coordinate descent
     on the weighted Gram matrix in a `lax.while_loop`, until the duality gap is below
-    `tol` times the weighted variance of `y` (or `max_iter` sweeps). With `alpha=0` (least squares,
+    `tol` (at least 10 machine epsilons) times the weighted variance of `y`, or a sweep moves no
+    coefficient by more than a few units in the last place (the fixed point of the working
+    precision), or after `max_iter` sweeps. With `alpha=0` (least squares,
     where the gap does not vanish) it stops when the optimality conditions hold to `tol` in
     correlation units instead.
 
