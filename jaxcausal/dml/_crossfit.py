@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, Shaped
 
 from ..learners import AbstractLearner
 from ..learners._base import fit_status, trusted_inputs
@@ -24,7 +24,7 @@ def draw_folds(
     n_folds: int,
     n_rep: int,
     *,
-    stratify: Int[Array, " n"] | None = None,
+    stratify: Shaped[ArrayLike, " n"] | None = None,
 ) -> Int[Array, "n_rep n"]:
     """Fold ids `(n_rep, n_obs)` drawn from `key`: each repetition is a random balanced split.
 
