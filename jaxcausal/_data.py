@@ -31,6 +31,8 @@ def _names(given: Sequence[str] | None, prefix: str, k: int, arg: str) -> tuple[
 
 
 def _as_2d(value: Any, name: str) -> jax.Array:
+    if not isinstance(value, jax.Array) and np.ndim(value) == 1:
+        value = np.asarray(value)[:, None]  # on the host: no compilation
     arr = as_float_array(value, name)
     check_ndim(arr, (1, 2), name, "a vector (n_obs,) or a matrix (n_obs, k)")
     return arr[:, None] if arr.ndim == 1 else arr
@@ -121,6 +123,8 @@ class CausalData(eqx.Module):
         x_names: Sequence[str] | None = None,
         z_names: Sequence[str] | None = None,
     ):
+        if not isinstance(y, jax.Array) and np.ndim(y) == 2 and np.shape(y)[1] == 1:
+            y = np.asarray(y)[:, 0]
         y = as_float_array(y, "y")
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -112,14 +111,19 @@ class IRM(AbstractDML):
             )
         preds = {}
         if len(fitted) == 2:
-            # g0 and g1 are one learner on two masks: one vmap, so it is traced and compiled once.
-            both, status = jax.vmap(
-                lambda w: crossfit(self.ml_g, xs, y_b, w, test, key, with_status=True)
-            )(jnp.stack([masks["ml_g0"], masks["ml_g1"]]))
+            # g0 and g1 are one learner on two masks: fitted as twice the repetitions in one
+            # batch, so the learner is traced and compiled once.
+            both, status = crossfit(
+                self.ml_g, xs, jnp.concatenate([y_b, y_b], axis=1),
+                jnp.concatenate([masks["ml_g0"], masks["ml_g1"]], axis=1),
+                jnp.concatenate([test, test]), key, with_status=True, key_reps=n_rep,
+            )
             for i, name in enumerate(fitted):
-                preds[name] = both[i]
-                learner_checks(name, {s: v[i] for s, v in status.items()}, checks, diagnostics)
-                checks[f"finite:{name}"] = all_finite(both[i])
+                part = slice(i * n_rep, (i + 1) * n_rep)
+                preds[name] = both[:, part]
+                learner_checks(name, {s: v[:, part] for s, v in status.items()}, checks,
+                               diagnostics)
+                checks[f"finite:{name}"] = all_finite(both[:, part])
         for name in ("ml_g0", "ml_g1"):
             if name not in preds:
                 preds[name] = fit_learner(name, self.ml_g, xs, y_b, masks[name], test, key,

@@ -20,6 +20,22 @@ from ._inference import (
 )
 
 
+# Compiled helpers for the properties: on a concrete result, eager operations would each compile
+# on their first use in a process.
+@jax.jit
+def _t_and_pvalue(theta_rep: Array, se_rep: Array) -> tuple[Array, Array]:
+    theta, se = aggregate(theta_rep, se_rep)
+    t = theta / se
+    return t, 2.0 * jax.scipy.stats.norm.sf(jnp.abs(t))
+
+
+@jax.jit
+def _median_interval(theta_rep: Array, se_rep: Array, z) -> Array:
+    lower = jnp.median(theta_rep - z * se_rep, axis=-1)
+    upper = jnp.median(theta_rep + z * se_rep, axis=-1)
+    return jnp.stack([lower, upper], axis=-1)
+
+
 def _ci_columns(level: float) -> list[str]:
     alpha = 1.0 - level
     return [f"{100 * alpha / 2:.1f} %", f"{100 * (1 - alpha / 2):.1f} %"]
@@ -81,12 +97,12 @@ class DMLResult(eqx.Module):
 
     @property
     def t_stat(self) -> Array:
-        return self.theta / self.se
+        return _t_and_pvalue(self.theta_rep, self.se_rep)[0]
 
     @property
     def pval(self) -> Array:
         """Two-sided p-values of the aggregated t-statistics (as DoubleML's models report them)."""
-        return 2.0 * jax.scipy.stats.norm.sf(jnp.abs(self.t_stat))
+        return _t_and_pvalue(self.theta_rep, self.se_rep)[1]
 
     @property
     def ok(self) -> Array:
@@ -107,10 +123,7 @@ class DMLResult(eqx.Module):
     def confint(self, level: float = 0.95) -> Float[Array, "k 2"]:
         """Pointwise confidence intervals `(n_treatments, 2)`: per repetition
         `theta_rep -+ z * se_rep`, then the median over repetitions (DoubleML's rule)."""
-        z = normal_quantile(level)
-        lower = jnp.median(self.theta_rep - z * self.se_rep, axis=-1)
-        upper = jnp.median(self.theta_rep + z * self.se_rep, axis=-1)
-        return jnp.stack([lower, upper], axis=-1)
+        return _median_interval(self.theta_rep, self.se_rep, normal_quantile(level))
 
     def bootstrap(
         self,

@@ -48,6 +48,13 @@ class AbstractLearner(eqx.Module):
         """Whether the learner fits binary targets and predicts probabilities."""
         return False
 
+    @property
+    def compiles_light(self) -> bool:
+        """Whether the learner's fit is cheap to run (closed form or a few Newton or
+        coordinate-descent sweeps), so that a DML fit whose learners all say so is compiled for
+        compile speed rather than run speed (see `jaxcausal/dml/_base.py`)."""
+        return False
+
     @abc.abstractmethod
     def fit(
         self,
@@ -148,35 +155,60 @@ def is_constant(std: Array, mean: Array, centre: Array | float = 0.0) -> Array:
 
 
 class Standardised(eqx.Module):
-    r"""The covariates of one weighted fit in standardised coordinates.
+    r"""The column statistics of one weighted fit, for working in standardised coordinates.
 
-    `z` $= (x - \bar x) / s$ with the `w`-weighted means $\bar x$ and standard deviations $s$
-    (two passes, so no precision is lost to a column's offset), and 0 in the columns that are
-    constant on the weighted rows (whose `scale` is 1 and `constant` flag is set). A model fitted
-    to `z` has coefficients $\beta_j$ that map back to $\beta_j / s_j$ on the raw columns.
+    With the `w`-weighted means $\bar x$ and standard deviations $s$ (two passes, so a
+    column's offset costs no precision), the standardised design is $z = (x - \bar x)/s$, 0 in
+    the columns constant on the weighted rows (whose `scale` is 1 and `constant` flag is set). A
+    model fitted to $z$ has coefficients $\beta_j$ that map back to $\beta_j / s_j$.
+
+    `x0` is `x` minus its unweighted column means `centre`: it does not depend on `w`, so the
+    members of a `vmap` over weights share it, and products with it stay matrix products.
     """
 
-    z: Array
-    mean: Array
+    x0: Array
+    centre: Array
+    mean0: Array
     scale: Array
     constant: Array
     total: Array
 
+    @property
+    def mean(self) -> Array:
+        """The weighted column means of `x`."""
+        return self.centre + self.mean0
+
+    def design(self, row_scale: Array) -> Array:
+        """The standardised design with every row multiplied by `row_scale` (materialised)."""
+        z = (self.x0 - self.mean0[None, :]) / self.scale[None, :]
+        return jnp.where(self.constant[None, :], 0.0, z * row_scale[:, None])
+
+    def apply(self, beta: Array) -> Array:
+        """`z @ beta` from the shared `x0` (a matrix product under `vmap`)."""
+        coef = jnp.where(self.constant, 0.0, beta / self.scale)
+        return self.x0 @ coef - self.mean0 @ coef
+
 
 def standardise(x: Array, w: Array) -> Standardised:
-    """Standardises the columns of `x` with the weights `w` (see [`Standardised`][])."""
+    """The weighted column statistics of `x` (see [`Standardised`][])."""
     total = jnp.sum(w)
     # Shifting by the unweighted mean first is shared by every member of a `vmap` over `w`, and
     # makes the weighted passes work on small numbers.
     centre = jnp.mean(x, axis=0)
     x0 = x - centre[None, :]
-    mean = _weighted_mean(x0, w, total)
+    mean = (w @ x0) / total
+    # One pass gives the correction of the mean and the spread around it (corrected two-pass
+    # formula): a column constant on the weighted rows gets its value to the last unit in the
+    # last place, and a spread of (almost) zero.
     dev = x0 - mean[None, :]
-    std = jnp.sqrt(jnp.sum(w[:, None] * dev**2, axis=0) / total)
+    shift = jnp.sum(w[:, None] * dev, axis=0) / total
+    var = jnp.sum(w[:, None] * dev**2, axis=0) / total - shift**2
+    mean = mean + shift
+    std = jnp.sqrt(jnp.maximum(var, 0.0))
     constant = is_constant(std, mean, centre)
     scale = jnp.where(constant, 1.0, std)
-    z = jnp.where(constant[None, :], 0.0, dev / scale[None, :])
-    return Standardised(z=z, mean=centre + mean, scale=scale, constant=constant, total=total)
+    return Standardised(x0=x0, centre=centre, mean0=mean, scale=scale, constant=constant,
+                        total=total)
 
 
 # Eigenvalues of a standardised (unit-diagonal) Gram matrix below `RCOND_ULPS * p * eps` times

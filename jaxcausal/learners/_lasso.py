@@ -23,29 +23,22 @@ from ._base import (
 class _AbstractLinearPredictor(AbstractPredictor):
     coef: eqx.AbstractVar[Float[Array, " p"]]
     intercept: eqx.AbstractVar[Float[Array, ""]]
-    x_mean: eqx.AbstractVar[Float[Array, " p"]]
-    y_mean: eqx.AbstractVar[Float[Array, ""]]
 
     def __call__(self, x: Float[Array, "n p"]) -> Float[Array, " n"]:
         if x.ndim == 1:
             x = x[:, None]
-        # `(x - x_mean) @ coef + y_mean` equals `x @ coef + intercept` without the cancellation
-        # between a large `x @ coef` and the intercept.
-        return (x - self.x_mean[None, :]) @ self.coef + self.y_mean
+        return x @ self.coef + self.intercept
 
 
 class LassoPredictor(_AbstractLinearPredictor):
     """`x @ coef + intercept`, with the penalty `alpha` it was fitted with.
 
-    `x_mean`, `y_mean` are the weighted means of the training rows; `n_iter` counts
-    coordinate-descent sweeps; `converged` says whether the duality gap met the tolerance before
+    `n_iter` counts coordinate-descent sweeps; `converged` says whether the duality gap met the tolerance before
     `max_iter`.
     """
 
     coef: Float[Array, " p"]
     intercept: Float[Array, ""]
-    x_mean: Float[Array, " p"]
-    y_mean: Float[Array, ""]
     alpha: Float[Array, ""]
     n_iter: Int[Array, ""]
     converged: Bool[Array, ""]
@@ -58,13 +51,10 @@ class LassoCVPredictor(_AbstractLinearPredictor):
     - `alphas`: the grid, in decreasing order.
     - `mse_path`: `(n_folds, n_alphas)` weighted validation MSE of every fit.
     - `n_iter`, `converged`: of the final refit.
-    - `x_mean`, `y_mean`: the weighted means of the training rows.
     """
 
     coef: Float[Array, " p"]
     intercept: Float[Array, ""]
-    x_mean: Float[Array, " p"]
-    y_mean: Float[Array, ""]
     alpha: Float[Array, ""]
     alphas: Float[Array, " n_alphas"]
     mse_path: Float[Array, "n_folds n_alphas"]
@@ -87,15 +77,14 @@ class _Moments(eqx.Module):
 
 def _moments(x, y, w) -> _Moments:
     st = standardise(x, w)
-    sw = w / st.total
+    root = jnp.sqrt(w / st.total)
     y_mean = _weighted_mean(y, w, st.total)
-    yc = y - y_mean
-    y_sd = jnp.sqrt(jnp.sum(sw * yc**2))
+    ya = root * (y - y_mean)
+    y_sd = jnp.sqrt(jnp.sum(ya**2))
     y_scale = jnp.where(y_sd > 0, y_sd, 1.0)
-    yt = yc / y_scale
-    gram = (st.z * sw[:, None]).T @ st.z
-    return _Moments(st.mean, st.scale, y_mean, y_scale, gram, st.z.T @ (sw * yt),
-                    jnp.sum(sw * yt**2))
+    yt = ya / y_scale
+    a = st.design(root)
+    return _Moments(st.mean, st.scale, y_mean, y_scale, a.T @ a, a.T @ yt, jnp.sum(yt**2))
 
 
 def _penalties(m: _Moments, alpha):
@@ -208,7 +197,7 @@ def _fit_lasso(x, y, w, alpha, tol, max_iter):
     m = _moments(x, y, w)
     beta, n_iter, done = _coordinate_descent(m, alpha, tol, max_iter)
     coef, intercept = _raw(m, beta)
-    return LassoPredictor(coef, intercept, m.x_mean, m.y_mean, alpha, n_iter, done)
+    return LassoPredictor(coef, intercept, alpha, n_iter, done)
 
 
 def _check_alpha(alpha, name):
@@ -260,6 +249,10 @@ class Lasso(AbstractLearner):
     def __check_init__(self):
         _check_alpha(self.alpha, "alpha")
         _check_solver(self.tol, self.max_iter)
+
+    @property
+    def compiles_light(self) -> bool:
+        return True
 
     def fit(
         self,
@@ -314,8 +307,8 @@ def _fit_lasso_cv(learner: LassoCV, x, y, w, key):
 
     def val_mse(m, vw, alpha):
         beta, _, _ = _coordinate_descent(m, alpha, tol, max_iter)
-        coef, _ = _raw(m, beta)
-        resid = y - m.y_mean - (x - m.x_mean[None, :]) @ coef
+        coef, intercept = _raw(m, beta)
+        resid = y - x @ coef - intercept
         return jnp.sum(vw * resid**2) / jnp.sum(vw)
 
     over_alphas = jax.vmap(val_mse, in_axes=(None, None, 0))
@@ -326,8 +319,7 @@ def _fit_lasso_cv(learner: LassoCV, x, y, w, key):
     m = _moments(x, y, w)
     beta, n_iter, done = _coordinate_descent(m, alpha, tol, max_iter)
     coef, intercept = _raw(m, beta)
-    return LassoCVPredictor(coef, intercept, m.x_mean, m.y_mean, alpha, alphas, mse_path, n_iter,
-                            done)
+    return LassoCVPredictor(coef, intercept, alpha, alphas, mse_path, n_iter, done)
 
 
 def _as_alphas(alphas):
@@ -380,6 +372,10 @@ class LassoCV(AbstractLearner):
     def folds(self, weights: Float[Array, " n"], *, key: PRNGKeyArray) -> Int[Array, " n"]:
         """The fold id of each row used by `fit(..., key=key, weights=weights)` (-1: weight 0)."""
         return _draw_folds(key, jnp.asarray(weights), self.n_folds)
+
+    @property
+    def compiles_light(self) -> bool:
+        return True
 
     def fit(
         self,

@@ -20,11 +20,9 @@ from ._base import (
 
 
 class LinearPredictor(AbstractPredictor):
-    r"""`x @ coef + intercept`, evaluated as `(x - x_mean) @ coef + y_mean` (no cancellation
-    between a large `x @ coef` and the intercept).
+    r"""`x @ coef + intercept`.
 
     - `coef`, `intercept`: the coefficients on the raw columns (comparable with scikit-learn's).
-    - `x_mean`, `y_mean`: the weighted means of the training rows.
     - `cond`: condition number of the standardised normal equations (kept directions only).
     - `rank`: how many directions were kept (the rest is exact collinearity at the precision).
     - `lost`: how significantly the dropped directions explain the residual: the largest
@@ -36,8 +34,6 @@ class LinearPredictor(AbstractPredictor):
 
     coef: Float[Array, " p"]
     intercept: Float[Array, ""]
-    x_mean: Float[Array, " p"]
-    y_mean: Float[Array, ""]
     cond: Float[Array, ""]
     rank: Int[Array, ""]
     lost: Float[Array, ""]
@@ -46,7 +42,7 @@ class LinearPredictor(AbstractPredictor):
     def __call__(self, x: Float[Array, "n p"]) -> Float[Array, " n"]:
         if x.ndim == 1:
             x = x[:, None]
-        return (x - self.x_mean[None, :]) @ self.coef + self.y_mean
+        return x @ self.coef + self.intercept
 
 
 @eqx.filter_jit
@@ -54,35 +50,34 @@ def _fit_linear(x, y, w, ridge):
     st = standardise(x, w)
     y_mean = _weighted_mean(y, w, st.total)
     yc = y - y_mean
-    sw = w / st.total
-    z = st.z
+    root = jnp.sqrt(w / st.total)
+    a = st.design(root)  # the standardised design, rows scaled by sqrt(w / sum(w))
+    ya = root * yc
     # In standardised coordinates beta_j = coef_j * scale_j, so the ridge penalty on the raw
     # coefficients becomes ridge / scale_j^2 per coordinate (divided by sum(w) like the Gram).
     pen = ridge / (st.total * st.scale**2)
-    gram = (z * sw[:, None]).T @ z + jnp.diag(pen)
+    gram = a.T @ a + jnp.diag(pen)
     inverse = psd_inverse(gram)
-
-    # One step of iterative refinement: the residual is computed from the standardised design,
-    # which recovers the accuracy that forming the normal equations loses (their condition
-    # number is the square of the design's).
-    beta = inverse(z.T @ (sw * yc))
-    beta = beta + inverse(z.T @ (sw * (yc - z @ beta)) - pen * beta)
+    # One step of iterative refinement: the residual is computed from the data, which recovers
+    # the accuracy that forming the normal equations loses (their condition number is the
+    # square of the design's).
+    beta = inverse(a.T @ ya)
+    resid = ya - root * st.apply(beta)
+    beta = beta + inverse(a.T @ resid - pen * beta)
     # Did a dropped direction (exact collinearity at this precision) carry signal? Its
     # correlation with the residual is rounding noise when it does not (n_eff * corr^2 is then
     # chi-squared with one degree of freedom), and large when it does.
-    resid = yc - z @ beta
-    zv = z @ inverse.vectors
-    num = zv.T @ (sw * resid)
-    den = (sw @ zv**2) * jnp.sum(sw * resid**2)
+    resid = ya - root * st.apply(beta)
+    av = a @ inverse.vectors
+    num = av.T @ resid
+    den = jnp.sum(av**2, axis=0) * jnp.sum(resid**2)
     corr2 = jnp.where(inverse.dropped & (den > 0), num**2 / jnp.where(den > 0, den, 1.0), 0.0)
     n_eff = st.total**2 / jnp.sum(w**2)
     lost = n_eff * jnp.max(corr2)
-    coef = beta / st.scale
+    coef = jnp.where(st.constant, 0.0, beta / st.scale)
     return LinearPredictor(
         coef=coef,
         intercept=y_mean - st.mean @ coef,
-        x_mean=st.mean,
-        y_mean=y_mean,
         cond=inverse.cond,
         rank=inverse.rank,
         lost=lost,
@@ -130,6 +125,10 @@ class Linear(AbstractLearner):
     def __check_init__(self):
         if is_concrete(self.ridge) and float(self.ridge) < 0:
             raise ValueError(f"ridge must be non-negative, got {float(self.ridge)}")
+
+    @property
+    def compiles_light(self) -> bool:
+        return True
 
     def fit(
         self,

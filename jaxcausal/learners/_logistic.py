@@ -25,11 +25,9 @@ _MAX_HALVINGS = 30
 
 
 class LogisticPredictor(AbstractPredictor):
-    """`sigmoid(x @ coef + intercept)`: the probability of class 1 (the linear predictor is
-    evaluated as `(x - x_mean) @ coef + eta_mean`, without cancellation).
+    """`sigmoid(x @ coef + intercept)`: the probability of class 1.
 
     - `coef`, `intercept`: the coefficients on the raw columns (comparable with scikit-learn's).
-    - `x_mean`, `eta_mean`: the weighted covariate means and the linear predictor there.
     - `n_iter`: Newton steps taken; `converged`: whether the Newton decrement met the tolerance
       (or no step could decrease the loss any more, at a decrement within rounding) before
       `max_iter`.
@@ -40,8 +38,6 @@ class LogisticPredictor(AbstractPredictor):
 
     coef: Float[Array, " p"]
     intercept: Float[Array, ""]
-    x_mean: Float[Array, " p"]
-    eta_mean: Float[Array, ""]
     n_iter: Int[Array, ""]
     converged: Bool[Array, ""]
     cond: Float[Array, ""]
@@ -50,7 +46,7 @@ class LogisticPredictor(AbstractPredictor):
     def __call__(self, x: Float[Array, "n p"]) -> Float[Array, " n"]:
         if x.ndim == 1:
             x = x[:, None]
-        return jax.nn.sigmoid((x - self.x_mean[None, :]) @ self.coef + self.eta_mean)
+        return jax.nn.sigmoid(x @ self.coef + self.intercept)
 
 
 class _State(eqx.Module):
@@ -70,7 +66,8 @@ def _fit_logistic(x, y, w, l2, tol, max_iter):
     dtype = x.dtype
     eps = float(jnp.finfo(dtype).eps)
     sw = w / st.total
-    z1 = jnp.concatenate([jnp.ones((n, 1), dtype), st.z], axis=1)
+    z = st.design(jnp.ones((n,), dtype))
+    z1 = jnp.concatenate([jnp.ones((n, 1), dtype), z], axis=1)
     # The penalty l2/2 |coef|^2 on the raw slopes, in standardised coordinates (coef_j =
     # beta_j / scale_j) and per unit weight (the loss is a weighted mean).
     pen = jnp.concatenate([jnp.zeros((1,), dtype), l2 / (st.total * st.scale**2)])
@@ -153,14 +150,13 @@ def _fit_logistic(x, y, w, l2, tol, max_iter):
         ~final.accepted & (final.decrement <= jnp.sqrt(eps))
     )
     # Collinearity of the covariates (not the curvature, which vanishes under separation).
-    gram = (st.z * sw[:, None]).T @ st.z + jnp.diag(pen[1:])
+    a = z * jnp.sqrt(sw)[:, None]
+    gram = a.T @ a + jnp.diag(pen[1:])
     cond_number = psd_inverse(gram).cond
-    coef = final.beta[1:] / st.scale
+    coef = jnp.where(st.constant, 0.0, final.beta[1:] / st.scale)
     return LogisticPredictor(
         coef=coef,
         intercept=final.beta[0] - st.mean @ coef,
-        x_mean=st.mean,
-        eta_mean=final.beta[0],
         n_iter=final.n_iter,
         converged=converged,
         cond=cond_number,
@@ -223,6 +219,10 @@ class Logistic(AbstractLearner):
 
     @property
     def is_classifier(self) -> bool:
+        return True
+
+    @property
+    def compiles_light(self) -> bool:
         return True
 
     def fit(

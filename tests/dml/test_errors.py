@@ -14,7 +14,7 @@ class _NaNLearner(jc.learners.AbstractLearner):
 
     def fit(self, x, y, *, key, weights=None):
         pred = jc.learners.Linear().fit(x, y, key=key, weights=weights)
-        return eqx.tree_at(lambda p: p.y_mean, pred, jnp.asarray(jnp.nan, x.dtype))
+        return eqx.tree_at(lambda p: p.intercept, pred, jnp.asarray(jnp.nan, x.dtype))
 
 
 @pytest.fixture(scope="module")
