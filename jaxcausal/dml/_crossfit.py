@@ -53,15 +53,16 @@ def draw_folds(
     if labels.shape != (n_obs,):
         raise ValueError(f"stratify must have shape (n_obs,) = ({n_obs},); got {labels.shape}")
     labels = labels.astype(jnp.int32)
+    # One draw of random bits for everything (rather than uniforms: the same folds at either
+    # precision): a random order within each label, and a random permutation of the fold ids.
+    bits = jr.bits(key, (n_rep, n_obs + n_folds), jnp.uint32)
 
-    def one(k):
-        k_order, k_ids = jr.split(k)
-        # Random bits rather than uniforms: the same folds at either precision.
-        order = jnp.lexsort((jr.bits(k_order, (n_obs,), jnp.uint32), labels))
+    def one(b):
+        order = jnp.lexsort((b[:n_obs], labels))
         rank = jnp.zeros((n_obs,), jnp.int32).at[order].set(jnp.arange(n_obs, dtype=jnp.int32))
-        return jr.permutation(k_ids, n_folds)[rank % n_folds]
+        return jnp.argsort(b[n_obs:])[rank % n_folds].astype(jnp.int32)
 
-    return jax.vmap(one)(jr.split(key, n_rep))
+    return jax.vmap(one)(bits)
 
 
 def binary_strata(t: Float[Array, "n k"]) -> Int[Array, " n"]:
