@@ -10,6 +10,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from .._checks import is_concrete
 from ._base import (
     AbstractLearner,
+    RCOND_ULPS,
     AbstractPredictor,
     _weighted_mean,
     prepare_xyw,
@@ -71,6 +72,8 @@ def _fit_logistic(x, y, w, l2, tol, max_iter):
     # The penalty l2/2 |coef|^2 on the raw slopes, in standardised coordinates (coef_j =
     # beta_j / scale_j) and per unit weight (the loss is a weighted mean).
     pen = jnp.concatenate([jnp.zeros((1,), dtype), l2 / (st.total * st.scale**2)])
+    eye = jnp.eye(p + 1, dtype=dtype)
+    shift = RCOND_ULPS * (p + 1) * eps
     # Below machine precision the decrement is rounding noise: float32 fits stop there.
     tol = max(tol, eps)
 
@@ -83,14 +86,15 @@ def _fit_logistic(x, y, w, l2, tol, max_iter):
         prob = jax.nn.sigmoid(eta)
         grad = z1.T @ (sw * (prob - y)) + pen * beta
         hess = (z1 * (sw * prob * (1.0 - prob))[:, None]).T @ z1 + jnp.diag(pen)
-        # A Levenberg shift at the rounding level of each coordinate (relative, as the penalty
-        # of a small-scale column can be large) keeps the solve defined for constant or
-        # collinear columns and saturated probabilities; it changes the path, not the optimum.
-        # The system is solved in Jacobi-scaled form (unit diagonal).
-        diag = jnp.diagonal(hess) * (1.0 + eps) + eps * 1e-3
+        # The Newton system in Jacobi-scaled form (unit diagonal: the penalty of a small-scale
+        # column can be large), by Cholesky, with a Levenberg shift at the rounding level of the
+        # eigenvalue cutoff: it keeps the factorisation defined for constant or collinear
+        # columns and saturated probabilities, and changes the path, not the optimum.
+        diag = jnp.diagonal(hess) + eps * 1e-3
         s = jax.lax.rsqrt(diag)
-        scaled = s[:, None] * (hess + jnp.diag(diag - jnp.diagonal(hess))) * s[None, :]
-        direction = -s * jnp.linalg.solve(scaled, s * grad)
+        scaled = s[:, None] * hess * s[None, :] + shift * eye
+        factor = jax.scipy.linalg.cho_factor(scaled, lower=True)
+        direction = -s * jax.scipy.linalg.cho_solve(factor, s * grad)
         slope = grad @ direction
         eta_dir = z1 @ direction
 
