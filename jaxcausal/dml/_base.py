@@ -174,9 +174,19 @@ def _fit_compiled(model: AbstractDML, data: CausalData, folds, key, external) ->
         model, is_leaf=lambda v: isinstance(v, AbstractLearner)) if isinstance(
         leaf, AbstractLearner)]
     light = all(learner.compiles_light for learner in learners)
-    if light and jax.default_backend() == "cpu":
+    if light and jax.default_backend() == "cpu" and _top_level():
         return _fit_light(model, data, folds, key, external)
     return _fit_default(model, data, folds, key, external)
+
+
+def _top_level() -> bool:
+    """Whether no JAX transformation is being traced (compile options only apply there)."""
+    try:
+        from jax._src import core
+
+        return bool(core.trace_state_clean())
+    except (ImportError, AttributeError):
+        return False
 
 
 def _fit_body(model: AbstractDML, data: CausalData, folds, key, external) -> DMLResult:
@@ -209,7 +219,7 @@ def _fit_body(model: AbstractDML, data: CausalData, folds, key, external) -> DML
     )
 
 
-def _as_krn(value: Any, name: str, k: int, n_rep: int, n: int, dtype) -> Array:
+def _as_krn(value: Any, name: str, k: int, n_rep: int, n: int, dtype) -> Any:
     # Reshaped on the host where possible: eager JAX operations compile on first use.
     arr = value if isinstance(value, jax.Array) else np.asarray(value, dtype=dtype)
     if arr.ndim == 1:
