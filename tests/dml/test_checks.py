@@ -178,9 +178,3 @@ def test_precision_warning_names_the_learner_in_float32_only():
         with pytest.warns(UserWarning, match=r"too ill-conditioned for float32 .*nearly "
                                              r"collinear columns \[1, 2\]"):
             jc.learners.Linear().fit(data.x, data.y)
-
-
-def test_result_records_its_dtype():
-    x, d, y = _binary_data(n=60)
-    res = jc.dml.PLR(LIN, LIN, n_folds=3).fit(jc.CausalData(y, d, x), key=jr.key(0))
-    assert res.dtype == "float64" and res.summary().attrs["dtype"] == "float64"
