@@ -10,11 +10,18 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 import jax.random as jr
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._checks import as_float_array, is_concrete, check_binary, check_finite, check_ndim, check_weights
+from .._checks import (
+    as_float_array,
+    check_binary,
+    check_finite,
+    check_ndim,
+    check_weights,
+    is_concrete,
+)
 
 
 class AbstractPredictor(eqx.Module):

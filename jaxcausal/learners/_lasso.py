@@ -33,8 +33,8 @@ class _AbstractLinearPredictor(AbstractPredictor):
 class LassoPredictor(_AbstractLinearPredictor):
     """`x @ coef + intercept`, with the penalty `alpha` it was fitted with.
 
-    `n_iter` counts coordinate-descent sweeps; `converged` says whether the duality gap met the tolerance before
-    `max_iter`.
+    `n_iter` counts coordinate-descent sweeps; `converged` says whether the duality gap met the
+    tolerance (or the sweeps reached the fixed point of the working precision) before `max_iter`.
     """
 
     coef: Float[Array, " p"]

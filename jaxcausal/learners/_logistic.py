@@ -9,8 +9,8 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._checks import is_concrete
 from ._base import (
-    AbstractLearner,
     RCOND_ULPS,
+    AbstractLearner,
     AbstractPredictor,
     _weighted_mean,
     prepare_xyw,
