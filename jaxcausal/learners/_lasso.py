@@ -14,6 +14,7 @@ from ._base import (
     AbstractLearner,
     AbstractPredictor,
     _weighted_mean,
+    full_precision,
     prepare_xyw,
     standardise,
     warn_if_unresolved,
@@ -27,7 +28,7 @@ class _AbstractLinearPredictor(AbstractPredictor):
     def __call__(self, x: Float[Array, "n p"]) -> Float[Array, " n"]:
         if x.ndim == 1:
             x = x[:, None]
-        return x @ self.coef + self.intercept
+        return jnp.dot(x, self.coef, precision="highest") + self.intercept
 
 
 class LassoPredictor(_AbstractLinearPredictor):
@@ -193,6 +194,7 @@ def _coordinate_descent(m: _Moments, alpha, tol, max_iter):
 
 
 @eqx.filter_jit
+@full_precision
 def _fit_lasso(x, y, w, alpha, tol, max_iter):
     m = _moments(x, y, w)
     beta, n_iter, done = _coordinate_descent(m, alpha, tol, max_iter)
@@ -290,6 +292,7 @@ def _alpha_grid(x, y, w, n_alphas: int, eps: float):
 
 
 @eqx.filter_jit
+@full_precision
 def _fit_lasso_cv(learner: LassoCV, x, y, w, key):
     n_folds, tol, max_iter = learner.n_folds, learner.tol, learner.max_iter
     # Checked eagerly in `fit` for concrete weights; this covers weights traced under `vmap`.

@@ -11,6 +11,7 @@ from ._base import (
     AbstractLearner,
     AbstractPredictor,
     _weighted_mean,
+    full_precision,
     prepare_xyw,
     psd_inverse,
     resolved,
@@ -42,10 +43,11 @@ class LinearPredictor(AbstractPredictor):
     def __call__(self, x: Float[Array, "n p"]) -> Float[Array, " n"]:
         if x.ndim == 1:
             x = x[:, None]
-        return x @ self.coef + self.intercept
+        return jnp.dot(x, self.coef, precision="highest") + self.intercept
 
 
 @eqx.filter_jit
+@full_precision
 def _fit_linear(x, y, w, ridge):
     st = standardise(x, w)
     y_mean = _weighted_mean(y, w, st.total)

@@ -13,6 +13,7 @@ from ._base import (
     AbstractLearner,
     AbstractPredictor,
     _weighted_mean,
+    full_precision,
     prepare_xyw,
     psd_inverse,
     resolved,
@@ -47,7 +48,7 @@ class LogisticPredictor(AbstractPredictor):
     def __call__(self, x: Float[Array, "n p"]) -> Float[Array, " n"]:
         if x.ndim == 1:
             x = x[:, None]
-        return jax.nn.sigmoid(x @ self.coef + self.intercept)
+        return jax.nn.sigmoid(jnp.dot(x, self.coef, precision="highest") + self.intercept)
 
 
 class _State(eqx.Module):
@@ -61,6 +62,7 @@ class _State(eqx.Module):
 
 
 @eqx.filter_jit
+@full_precision
 def _fit_logistic(x, y, w, l2, tol, max_iter):
     st = standardise(x, w)
     n, p = x.shape
