@@ -35,6 +35,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from .._checks import is_concrete
 from .._data import CausalData
 from ..learners import AbstractLearner
+from ..learners._base import trusted_inputs
 from ._checks import (
     learner_checks as learner_checks,
     propensity_checks as propensity_checks,
@@ -148,7 +149,10 @@ class AbstractDML(eqx.Module):
         if folds is not None:
             folds = check_folds(folds, n, self.n_folds, self.n_rep)
         external = _external(external_predictions, self.learner_names, data, self.n_rep)
-        result = _fit_compiled(self, data, folds, key, external)
+        # Data checked here, eagerly, need no checks inside the compiled program (which then
+        # holds no host callback, and JAX's persistent cache can store it).
+        checked = is_concrete(data.y) and is_concrete(data.t) and is_concrete(data.x)
+        result = _fit_compiled(self, data, folds, key, external, checked)
         if is_concrete(result.theta_rep):
             # Errors first, by priority (a fold without treated rows explains NaN predictions);
             # then the warnings.
@@ -165,7 +169,9 @@ class AbstractDML(eqx.Module):
         return eqx.tree_at(lambda r: r.theta_rep, result, theta)
 
 
-def _fit_compiled(model: AbstractDML, data: CausalData, folds, key, external) -> DMLResult:
+def _fit_compiled(
+    model: AbstractDML, data: CausalData, folds, key, external, checked: bool = False
+) -> DMLResult:
     """The compiled fit. When every learner is light (closed form or a few Newton sweeps:
     `compiles_light`) the program is compiled on a CPU with XLA's classic fusion emitters, which
     compile about 40 % faster (the run time of such fits stays within a few percent); networks
@@ -175,8 +181,8 @@ def _fit_compiled(model: AbstractDML, data: CausalData, folds, key, external) ->
         leaf, AbstractLearner)]
     light = all(learner.compiles_light for learner in learners)
     if light and jax.default_backend() == "cpu" and _top_level():
-        return _fit_light(model, data, folds, key, external)
-    return _fit_default(model, data, folds, key, external)
+        return _fit_light(model, data, folds, key, external, checked)
+    return _fit_default(model, data, folds, key, external, checked)
 
 
 def _top_level() -> bool:
@@ -189,7 +195,9 @@ def _top_level() -> bool:
         return False
 
 
-def _fit_body(model: AbstractDML, data: CausalData, folds, key, external) -> DMLResult:
+def _fit_body(
+    model: AbstractDML, data: CausalData, folds, key, external, checked: bool
+) -> DMLResult:
     _TRACES[0] += 1
     k_folds, k_fit = jr.split(key)
     n = data.y.shape[-1]
@@ -197,7 +205,11 @@ def _fit_body(model: AbstractDML, data: CausalData, folds, key, external) -> DML
         folds = draw_folds(k_folds, n, model.n_folds, model.n_rep, stratify=model.strata(data))
     test = holdout_masks(folds, model.n_folds).astype(data.y.dtype)
     xs = covariates_per_treatment(data.x, data.t)
-    out = model.nuisance(data, xs, test, k_fit, external)
+    if checked:
+        with trusted_inputs(targets=True):
+            out = model.nuisance(data, xs, test, k_fit, external)
+    else:
+        out = model.nuisance(data, xs, test, k_fit, external)
     theta, se, psi = solve_linear_score(out.psi_a, out.psi_b)
     checks = dict(out.checks)
     for j, name in enumerate(data.t_names):

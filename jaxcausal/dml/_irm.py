@@ -9,6 +9,7 @@ from jaxtyping import Array, Float
 from .._checks import check_binary
 from .._data import CausalData
 from ..learners import AbstractLearner
+from ..learners._base import targets_trusted
 from ._base import (
     AbstractDML,
     Nuisance,
@@ -88,6 +89,8 @@ class IRM(AbstractDML):
             raise ValueError("data has instruments z; IRM takes no instruments")
         names = ", ".join(data.t_names)
         check_binary(data.t, "t", f"for IRM (treatment {names})")
+        if self.ml_g is not None and self.ml_g.is_classifier:
+            check_binary(data.y, "y", "when ml_g is a classifier")
         check_class_sizes(data, self.n_folds, "IRM", error=True)
         check_separation(data, "IRM")
 
@@ -96,7 +99,7 @@ class IRM(AbstractDML):
 
     def nuisance(self, data, xs, test, key, external):
         k, n_rep = data.t.shape[-1], test.shape[0]
-        d = check_binary(data.t.T, "t", "for IRM")
+        d = data.t.T if targets_trusted() else check_binary(data.t.T, "t", "for IRM")
         train = jnp.broadcast_to(1.0 - test[None], (k, *test.shape))
         treated = d[:, None, None, :]
         y_b = broadcast_to_krn(data.y, k, n_rep)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._checks import is_concrete
+from .._checks import check_binary, is_concrete
 from .._data import CausalData
 from ..learners import AbstractLearner
 from ._base import (
@@ -89,6 +89,11 @@ class PLIV(AbstractDML):
                         f"instrument '{name}' is constant (every row is {col[0]:g}); an "
                         "instrument must vary"
                     )
+        for name, values, arg in (("ml_l", data.y, "y"), ("ml_m", data.z, "z"),
+                                  ("ml_r", data.t, "t")):
+            learner = getattr(self, name)
+            if learner is not None and learner.is_classifier:
+                check_binary(values, arg, f"when {name} is a classifier")
         check_class_sizes(data, self.n_folds, "PLIV", error=False)
         check_separation(data, "PLIV")
         if self.score.needs_g and data.z.shape[-1] > 1:

@@ -83,6 +83,8 @@ class PLR(AbstractDML):
             raise ValueError("data has instruments z; use jc.dml.PLIV for instrumental variables")
         if self.ml_m is not None and self.ml_m.is_classifier:
             check_binary(data.t, "t", "when ml_m is a classifier")
+        if self.ml_l is not None and self.ml_l.is_classifier:
+            check_binary(data.y, "y", "when ml_l is a classifier")
         check_class_sizes(data, self.n_folds, "PLR", error=False)
         check_separation(data, "PLR")
 

@@ -91,21 +91,30 @@ def full_precision(fn):
     return wrapper
 
 
-_TRUSTED = [False]
+# [inputs finite, targets checked]: see `trusted_inputs`.
+_TRUSTED = [False, False]
 
 
 @contextlib.contextmanager
-def trusted_inputs():
+def trusted_inputs(*, targets: bool = False):
     """Inside this block, `fit` on traced arrays skips the finiteness checks of `x`, `y` and the
-    weights (each an `eqx.error_if`, a host callback at run time). Cross-fitting uses it: it
-    passes data that [`jaxcausal.CausalData`][] has checked and 0/1 fold masks; shape checks and
-    the binary check of classifier targets stay."""
-    before = _TRUSTED[0]
+    weights (each an `eqx.error_if`: a host callback at run time, and a program JAX's persistent
+    cache will not store), and with `targets=True` also the binary check of a classifier's
+    target. Cross-fitting passes data that [`jaxcausal.CausalData`][] has checked and 0/1 fold
+    masks; a DML fit whose data were checked eagerly also vouches for its targets. Nested blocks
+    only add trust."""
+    before = list(_TRUSTED)
     _TRUSTED[0] = True
+    _TRUSTED[1] = _TRUSTED[1] or targets
     try:
         yield
     finally:
-        _TRUSTED[0] = before
+        _TRUSTED[:] = before
+
+
+def targets_trusted() -> bool:
+    """Whether the enclosing `trusted_inputs(targets=True)` vouches for binary targets."""
+    return _TRUSTED[1]
 
 
 def prepare_xyw(
@@ -135,7 +144,7 @@ def prepare_xyw(
     if not trusted:
         x = check_finite(x, "x")
         y = check_finite(y, "y")
-    if binary:
+    if binary and not (_TRUSTED[1] and not is_concrete(y)):
         y = check_binary(y, "y", f"for the classifier {who}")
     return x, y, w
 
