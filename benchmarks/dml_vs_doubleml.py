@@ -23,6 +23,21 @@ Parts:
     # the studies only, with the CPU split into one JAX device per core (replications sharded)
     XLA_FLAGS=--xla_force_host_platform_device_count=2 python benchmarks/dml_vs_doubleml.py \
         --studies-only --mlp-study --out results/dml_study_cpu.json
+    # 4. IRM on earnings data (real-data shaped), first and warm calls, float32 and float64:
+    python benchmarks/dml_vs_doubleml.py --irm-only      # writes results/dml_vs_doubleml_irm.json
+
+Part 4, IRM with `Linear` / `Logistic(l2=1)` nuisances against DoubleML with
+`LinearRegression()` / `LogisticRegression()` (the same objectives; scikit-learn's default lbfgs
+solver, and newton-cholesky), 5 folds x 3 repetitions, on data shaped like the LaLonde NSW-CPS
+earnings data (16,177 rows, 1.1 % treated, age, education, four 0/1 indicators, 1974/1975
+earnings in dollars with many zeros): a synthetic generator (`lalonde_like`, always) and the real
+NSW treated + CPS controls when the `causaldata` package is installed (`pip install causaldata`,
+benchmark extra; it ships the data offline). Every (library, precision, data) cell runs in a fresh
+process, so "first call" is what a one-off script pays: the first fit in the process, compilation
+included (its JAX tracing and XLA compilation times are read from JAX's compile log); "warm" is the
+median of 5 further fits (new keys, same shapes). DoubleML runs with one BLAS thread. The
+"jaxcausal+cache" row is the same script run a second time with `jc.enable_compilation_cache()`
+(the compiled program is loaded from disk; tracing still runs).
 """
 
 from __future__ import annotations
@@ -151,6 +166,215 @@ def dml_study(make_learners, n_measured, n_sims, key):
             "extrapolated": n_measured < n_sims, "rmse_measured": rmse(thetas)}
 
 
+# ---------------------------------------------------------------------------------------------
+# Part 4: IRM on earnings data, one fresh process per cell.
+
+LALONDE_X = ["age", "educ", "black", "hisp", "marr", "nodegree", "re74", "re75"]
+
+
+def lalonde_like(seed=0, n_treated=185, n_control=15992):
+    """A synthetic data set shaped like the LaLonde NSW treated units + CPS controls.
+
+    Group shares and covariate distributions follow the published summaries of the NSW-CPS
+    sample (treated: young, 84 % black, mostly without degree, 1974 earnings zero for 71 %;
+    controls: CPS men, earnings near 1e4 dollars with about 12 % zeros); earnings are capped at
+    the CPS top code (25,862). The outcome (1978 earnings) depends on the covariates, with a
+    treatment effect of 1,800 dollars (close to the NSW experimental estimate).
+    """
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+
+    def group(n, age, educ, black, hisp, marr, nodeg, zero74, zero75, mean_earn):
+        cap = 25862.0
+        earn = [np.where(rng.uniform(size=n) < z, 0.0,
+                         np.minimum(rng.gamma(2.0, mean_earn / 2.0, n), cap))
+                for z in (zero74, zero75)]
+        return pd.DataFrame({
+            "age": np.clip(rng.normal(age, 9.0, n).round(), 16, 55),
+            "educ": np.clip(rng.normal(educ, 2.8, n).round(), 0, 18),
+            "black": rng.binomial(1, black, n).astype(float),
+            "hisp": rng.binomial(1, hisp, n).astype(float),
+            "marr": rng.binomial(1, marr, n).astype(float),
+            "nodegree": rng.binomial(1, nodeg, n).astype(float),
+            "re74": earn[0], "re75": earn[1],
+        })
+
+    treated = group(n_treated, 25.8, 10.3, 0.84, 0.06, 0.19, 0.71, 0.71, 0.60, 6000.0)
+    control = group(n_control, 33.2, 12.0, 0.07, 0.07, 0.71, 0.30, 0.12, 0.11, 15000.0)
+    df = pd.concat([treated, control], ignore_index=True)
+    df["treat"] = np.r_[np.ones(n_treated), np.zeros(n_control)]
+    noise = rng.normal(0.0, 6000.0, len(df))
+    df["re78"] = np.maximum(
+        0.0, 3000.0 + 0.45 * df.re75 + 0.25 * df.re74 + 250.0 * (df.educ - 12)
+        - 40.0 * (df.age - 33) ** 2 / 10 + 1500.0 * df.marr - 800.0 * df.black
+        + 1800.0 * df.treat + noise)
+    return df[[*LALONDE_X, "re78", "treat"]]
+
+
+def lalonde_real():
+    """NSW treated units and CPS controls from the `causaldata` package (None if missing)."""
+    try:
+        from causaldata import cps_mixtape, nsw_mixtape
+    except ImportError:
+        return None
+    import pandas as pd
+
+    nsw = nsw_mixtape.load_pandas().data
+    cps = cps_mixtape.load_pandas().data
+    df = pd.concat([nsw[nsw.treat == 1], cps], ignore_index=True)
+    return df[[*LALONDE_X, "re78", "treat"]].astype(float)
+
+
+def _irm_data(name):
+    return lalonde_like() if name == "synthetic" else lalonde_real()
+
+
+class _CompileLog:
+    """Collects JAX's compile-log timings ("Finished tracing ...", "Finished XLA compilation")."""
+
+    def __init__(self):
+        import logging
+        import re
+
+        self.seconds = {"trace": 0.0, "lower": 0.0, "compile": 0.0}
+        self._re = re.compile(r"in ([0-9.eE+-]+) sec")
+        outer = self
+
+        class Handler(logging.Handler):
+            def emit(self, record):
+                msg = record.getMessage()
+                m = outer._re.search(msg)
+                if not m:
+                    return
+                if msg.startswith("Finished tracing"):
+                    outer.seconds["trace"] += float(m.group(1))
+                elif msg.startswith("Finished jaxpr to MLIR"):
+                    outer.seconds["lower"] += float(m.group(1))
+                elif msg.startswith("Finished XLA compilation"):
+                    outer.seconds["compile"] += float(m.group(1))
+
+        self.handler = Handler(logging.DEBUG)
+        logging.getLogger("jax").addHandler(self.handler)
+        logging.getLogger("jax").setLevel(logging.DEBUG)
+
+
+def irm_worker(library, precision, data_name, n_warm):
+    """One cell of part 4, in its own process: returns a dict with first/warm wall times."""
+    df = _irm_data(data_name)
+    dtype = np.float64 if precision == 64 else np.float32
+    df = df.astype(dtype)
+    out = {"library": library, "precision": f"float{precision}", "data": data_name,
+           "n_obs": len(df), "treated_share": float(df.treat.mean())}
+    if library.startswith("jaxcausal"):
+        jax.config.update("jax_enable_x64", precision == 64)
+        if library == "jaxcausal+cache":
+            jc.enable_compilation_cache(os.environ["IRM_BENCH_CACHE"])
+        log = _CompileLog()
+        data = jc.CausalData.from_pandas(df, y="re78", t="treat", x=LALONDE_X)
+        est = jc.dml.IRM(jc.learners.Linear(), jc.learners.Logistic(l2=1.0), n_folds=5, n_rep=3)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with jax.log_compiles():
+                start = time.perf_counter()
+                res = est.fit(data, key=jr.key(0))
+                jax.block_until_ready(res.theta_rep)
+                out["first_call_s"] = time.perf_counter() - start
+        out["first_call_jax_trace_s"] = log.seconds["trace"]
+        out["first_call_jax_lower_s"] = log.seconds["lower"]
+        out["first_call_xla_compile_s"] = log.seconds["compile"]
+        out["warnings"] = sorted({str(w.message)[:160] for w in caught})
+        times = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for i in range(n_warm):
+                start = time.perf_counter()
+                r = est.fit(data, key=jr.key(i + 1))
+                jax.block_until_ready(r.theta_rep)
+                times.append(time.perf_counter() - start)
+        out["dtype"] = res.dtype
+    else:
+        import doubleml
+        from sklearn.linear_model import LinearRegression, LogisticRegression
+        from threadpoolctl import threadpool_limits
+
+        solver = library.split(":")[1]
+        dd = doubleml.DoubleMLData(df, "re78", "treat", LALONDE_X)
+
+        def fit(seed):
+            np.random.seed(seed)
+            model = doubleml.DoubleMLIRM(dd, LinearRegression(), LogisticRegression(solver=solver),
+                                         n_folds=5, n_rep=3)
+            model.fit()
+            return model
+
+        with threadpool_limits(1), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            start = time.perf_counter()
+            res = fit(0)
+            out["first_call_s"] = time.perf_counter() - start
+            times = []
+            for i in range(n_warm):
+                start = time.perf_counter()
+                fit(i + 1)
+                times.append(time.perf_counter() - start)
+        out["warnings"] = sorted({str(w.message)[:160] for w in caught})
+    out["warm_s"] = float(np.median(times))
+    out["theta"] = float(np.asarray(res.coef if library.startswith("doubleml") else res.theta)[0])
+    out["se"] = float(np.asarray(res.se)[0])
+    return out
+
+
+def irm_part(n_warm, quick):
+    """Runs every cell of part 4 in a fresh subprocess and collects the rows."""
+    import subprocess
+    import sys
+    import tempfile
+
+    datasets = ["synthetic"] + (["real"] if lalonde_real() is not None else [])
+    # jaxcausal cold (no persistent cache: what a first run pays), then a script run a second
+    # time with jc.enable_compilation_cache() (the first of the two runs fills the cache).
+    libraries = ["jaxcausal", "jaxcausal+cache", "doubleml:lbfgs", "doubleml:newton-cholesky"]
+    rows = []
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, JAXCAUSAL_CACHE="0", IRM_BENCH_CACHE=cache)
+        for data_name in datasets:
+            for precision in (32, 64):
+                for library in libraries:
+                    cmd = [sys.executable, os.path.abspath(__file__), "--irm-worker", library,
+                           "--irm-precision", str(precision), "--irm-data", data_name,
+                           "--irm-warm", str(n_warm)]
+                    runs = 2 if library == "jaxcausal+cache" else 1
+                    for _ in range(runs):
+                        done = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                                              env=env)
+                    row = json.loads(done.stdout.strip().splitlines()[-1])
+                    print(json.dumps(row), flush=True)
+                    rows.append(row)
+                if quick:
+                    break
+    return rows
+
+
+def print_irm_table(rows):
+    print("\nIRM, LaLonde-shaped earnings data (n = 16,177, 1.1 % treated, 8 covariates), "
+          "5 folds x 3 repetitions")
+    print("| data | precision | library | first call (s) | of which XLA compile (s) | warm (s) "
+          "| first: DoubleML / jaxcausal | warm: DoubleML / jaxcausal | theta | se |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    ours = {(r["data"], r["precision"]): r for r in rows if r["library"] == "jaxcausal"}
+    for r in rows:
+        jc_row = ours[(r["data"], r["precision"])]
+        ratio_first = ratio_warm = ""
+        if r["library"].startswith("doubleml"):
+            ratio_first = f"{r['first_call_s'] / jc_row['first_call_s']:.1f}x"
+            ratio_warm = f"{r['warm_s'] / jc_row['warm_s']:.1f}x"
+        comp = r.get("first_call_xla_compile_s")
+        print(f"| {r['data']} | {r['precision']} | {r['library']} | {r['first_call_s']:.2f} | "
+              f"{'' if comp is None else f'{comp:.2f}'} | {r['warm_s']:.3f} | {ratio_first} | "
+              f"{ratio_warm} | {r['theta']:.0f} | {r['se']:.0f} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -168,9 +392,31 @@ def main():
     parser.add_argument("--batch-size", type=int, default=None,
                         help="replications per device at a time in jc.dml.simulate "
                              "(default: its own: 1 on a CPU, all on a GPU)")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
-                                                      "dml_vs_doubleml.json"))
+    parser.add_argument("--out", default=None,
+                        help="JSON output (default results/dml_vs_doubleml.json, or "
+                             "results/dml_vs_doubleml_irm.json with --irm-only)")
+    parser.add_argument("--irm-only", action="store_true", help="only part 4, the IRM table")
+    parser.add_argument("--no-irm", action="store_true", help="skip part 4")
+    parser.add_argument("--irm-warm", type=int, default=5, help="warm fits per cell (part 4)")
+    parser.add_argument("--irm-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--irm-precision", type=int, default=32, help=argparse.SUPPRESS)
+    parser.add_argument("--irm-data", default="synthetic", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.irm_worker:
+        print(json.dumps(irm_worker(args.irm_worker, args.irm_precision, args.irm_data,
+                                    args.irm_warm)))
+        return
+    results_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+    if args.irm_only:
+        rows = irm_part(2 if args.quick else args.irm_warm, args.quick)
+        print_irm_table(rows)
+        out = args.out or os.path.join(results_dir, "dml_vs_doubleml_irm.json")
+        with open(out, "w") as f:
+            json.dump({"machine": f"{platform.machine()} {platform.processor()} "
+                                  f"cpus={os.cpu_count()}", "jax": jax.__version__,
+                       "rows": rows}, f, indent=1)
+        return
+    args.out = args.out or os.path.join(results_dir, "dml_vs_doubleml.json")
     n_rep = 10
     if args.quick:
         args.n_data, args.n_data_mlp, args.n_data_sklearn_mlp = 4, 2, 1
@@ -212,13 +458,17 @@ def main():
             lambda: (sk_mlp(), sk_mlp()), 2 if args.quick else 5,
             args.n_sims, jr.fold_in(key, 7))
         print(json.dumps({"study_doubleml_MLP": studies["doubleml_MLP"]}), flush=True)
+    irm_rows = [] if args.no_irm else irm_part(2 if args.quick else args.irm_warm, args.quick)
     result = {
+        "irm_rows": irm_rows,
         "machine": f"{platform.machine()} {platform.processor()} cpus={os.cpu_count()}",
         "jax_device": str(jax.devices()[0]), "x64": bool(jax.config.jax_enable_x64),
         "n_obs": N_OBS, "dim_x": DIM_X, "theta": THETA, "n_folds": N_FOLDS, "n_rep": n_rep,
         "quick": args.quick, "rows": rows, "studies": studies,
     }
     print_table(result)
+    if irm_rows:
+        print_irm_table(irm_rows)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)

@@ -24,7 +24,12 @@ def as_float_array(value: Any, name: str) -> jax.Array:
             np.issubdtype(np_arr.dtype, np.number) or np.issubdtype(np_arr.dtype, np.bool_)
         ):
             raise TypeError(f"{name} must be numeric; got an array of dtype {np_arr.dtype}")
-        arr = jnp.asarray(np_arr)
+        # Cast on the host (to float, and to JAX's precision): an eager cast in JAX compiles on
+        # its first use in a process.
+        target = np_arr.dtype if np.issubdtype(np_arr.dtype, np.floating) else float
+        # `device_put` of a private copy: `jnp.asarray` would compile a copy per shape.
+        np_arr = np.array(np_arr, dtype=jax.dtypes.canonicalize_dtype(target), order="C")
+        arr = jax.device_put(np_arr)
     if not jnp.issubdtype(arr.dtype, jnp.floating):
         arr = arr.astype(jnp.result_type(float))
     return arr

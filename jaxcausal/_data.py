@@ -31,9 +31,49 @@ def _names(given: Sequence[str] | None, prefix: str, k: int, arg: str) -> tuple[
 
 
 def _as_2d(value: Any, name: str) -> jax.Array:
+    if not isinstance(value, jax.Array) and np.ndim(value) == 1:
+        value = np.asarray(value)[:, None]  # on the host: no compilation
     arr = as_float_array(value, name)
     check_ndim(arr, (1, 2), name, "a vector (n_obs,) or a matrix (n_obs, k)")
     return arr[:, None] if arr.ndim == 1 else arr
+
+
+def _check_roles(data: CausalData) -> None:
+    """A column may play one role: a treatment or instrument that is also a covariate (by name,
+    or as an identical column of values) makes the effect meaningless, so it raises, as
+    DoubleML's data classes do for names."""
+    roles = [("y", "outcome", (data.y_name,)), ("t", "treatment", data.t_names),
+             ("x", "covariate", data.x_names)]
+    if data.z_names is not None:
+        roles.append(("z", "instrument", data.z_names))
+    for i, (arg1, role1, names1) in enumerate(roles):
+        for arg2, role2, names2 in roles[i + 1:]:
+            shared = [n for n in names1 if n in names2]
+            if shared:
+                raise ValueError(
+                    f"column '{shared[0]}' is given both as {role1} ({arg1}) and as {role2} "
+                    f"({arg2}); a column can play only one role"
+                )
+    if not all(is_concrete(a) for a in (data.t, data.x)) or data.x.ndim != 2:
+        return
+    x = np.asarray(data.x)
+    pairs = [("t", "treatment", data.t, data.t_names, "x", "covariate", x, data.x_names)]
+    if data.z is not None and is_concrete(data.z):
+        z = np.asarray(data.z)
+        pairs.append(("z", "instrument", z, data.z_names, "x", "covariate", x, data.x_names))
+        pairs.append(("z", "instrument", z, data.z_names, "t", "treatment", np.asarray(data.t),
+                      data.t_names))
+    for arg1, role1, a, names1, arg2, role2, b, names2 in pairs:
+        a = np.asarray(a)
+        for j in range(a.shape[1]):
+            same = np.flatnonzero((b == a[:, j : j + 1]).all(axis=0))
+            if same.size:
+                c = int(same[0])
+                raise ValueError(
+                    f"{role1} '{names1[j]}' ({arg1}[:, {j}]) is identical to {role2} "
+                    f"'{names2[c]}' ({arg2}[:, {c}]); a {role1} cannot also be a {role2}: "
+                    f"drop it from {arg2}"
+                )
 
 
 class CausalData(eqx.Module):
@@ -83,6 +123,8 @@ class CausalData(eqx.Module):
         x_names: Sequence[str] | None = None,
         z_names: Sequence[str] | None = None,
     ):
+        if not isinstance(y, jax.Array) and np.ndim(y) == 2 and np.shape(y)[1] == 1:
+            y = np.asarray(y)[:, 0]
         y = as_float_array(y, "y")
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]
@@ -106,6 +148,7 @@ class CausalData(eqx.Module):
         self.t_names = _names(t_names, "t", t.shape[1], "t_names")
         self.x_names = _names(x_names, "x", x.shape[1], "x_names")
         self.z_names = None if z is None else _names(z_names, "z", z.shape[1], "z_names")
+        _check_roles(self)
 
     @property
     def n_obs(self) -> int:

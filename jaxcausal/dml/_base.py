@@ -1,13 +1,32 @@
 """The fitting procedure shared by every DML model: folds, one compiled cross-fit, the DML2
-solution, and checks that name what went wrong."""
+solution, and checks that name what went wrong.
+
+How a model adds checks (the framework lives in `jaxcausal/dml/_checks.py`):
+
+- In `nuisance` (inside the compiled fit), put boolean arrays into `checks`, named
+  `"<kind>:<subject>"` and `True` where the check holds, shaped `(k, n_rep)` or
+  `(k, n_rep, n_folds)`; put the value a message should quote into `diagnostics` under the same
+  name. Helpers: [`fit_learner`][] (cross-fits a learner and adds `finite:`, `converged:` and
+  `precision:` for it), `propensity_checks` (the `separation:` and `clipped:` warnings) and
+  `all_finite`.
+- Register a new kind once with `register_check(kind, message=..., warn=...)`; errors raise a
+  `ValueError` after the compiled fit (or an `eqx.error_if` under `jit`), warnings a
+  `UserWarning`; `result.ok` counts errors only.
+- Checks of the data itself (a constant treatment, a treatment that is also a covariate, a
+  binary class with fewer rows than folds) run eagerly in `fit` / `check_data` /
+  [`jaxcausal.CausalData`][] when the data are concrete, and name the column.
+- The fold split is stratified by `strata(data)` (default: none; IRM, and PLR/PLIV with binary
+  treatments, stratify by the treatment)."""
 
 from __future__ import annotations
 
 import abc
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -15,9 +34,18 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import is_concrete
 from .._data import CausalData
+from ..learners import AbstractLearner
+from ..learners._base import trusted_inputs
+from ._checks import (
+    learner_checks as learner_checks,
+    propensity_checks as propensity_checks,
+    register_check as register_check,
+    report,
+)
 from ._crossfit import (
     check_folds,
     covariates_per_treatment,
+    crossfit,
     draw_folds,
     holdout_masks,
 )
@@ -25,7 +53,6 @@ from ._inference import solve_linear_score
 from ._result import DMLResult
 
 _TRACES = [0]
-_PRIORITY = {"treated": 0, "untreated": 0, "finite": 1, "propensity": 2}
 
 
 def trace_count() -> int:
@@ -34,13 +61,15 @@ def trace_count() -> int:
 
 
 class Nuisance(eqx.Module):
-    """What a model's nuisance step hands to the estimator."""
+    """What a model's nuisance step hands to the estimator (`checks` and `diagnostics`: see the
+    module docstring)."""
 
     psi_a: Array
     psi_b: Array
     predictions: dict[str, Array]
     losses: dict[str, Array]
     checks: dict[str, Array]
+    diagnostics: dict[str, Array] = eqx.field(default_factory=dict)
 
 
 class AbstractDML(eqx.Module):
@@ -59,6 +88,11 @@ class AbstractDML(eqx.Module):
     @abc.abstractmethod
     def check_data(self, data: CausalData) -> None:
         """Raises a `ValueError` naming the problem when `data` does not suit the model."""
+
+    def strata(self, data: CausalData) -> Array | None:
+        """Labels `(n_obs,)` the drawn folds are stratified by, or `None` (computed inside the
+        compiled fit)."""
+        return None
 
     @abc.abstractmethod
     def nuisance(
@@ -92,11 +126,13 @@ class AbstractDML(eqx.Module):
         - `external_predictions`: optional out-of-fold predictions used instead of fitting a
           learner: `{learner_name: array}` with arrays `(n_obs,)` or `(n_obs, n_rep)` for one
           treatment, or DoubleML's nested form `{treatment_name: {learner_name: (n_obs, n_rep)}}`.
-        - `throw`: raise when a check fails (NaN predictions, propensities at 0 or 1, a training
-          fold without treated rows): a `ValueError` naming the problem, or under `jit`/`vmap`
-          an `eqx.error_if`. With `throw=False` failures stay in `result.checks` and
-          `result.ok` (what [`jaxcausal.dml.simulate`][] uses, so one bad replication does not
-          stop a study).
+        - `throw`: raise when an error check fails (NaN predictions, propensities at 0 or 1, a
+          training fold without treated rows): a `ValueError` naming the problem, or under
+          `jit`/`vmap` an `eqx.error_if`. With `throw=False` failures stay in `result.checks`
+          and `result.ok` (what [`jaxcausal.dml.simulate`][] uses, so one bad replication does
+          not stop a study). Warning checks (precision, convergence, overlap) give a
+          `UserWarning` when the result is concrete, and otherwise stay in `result.checks`
+          (see [`jaxcausal.dml.DMLResult.report`][]).
 
         **Returns:** a [`jaxcausal.dml.DMLResult`][].
         """
@@ -108,19 +144,21 @@ class AbstractDML(eqx.Module):
                 f"data has {n} rows but n_folds={self.n_folds}; cross-fitting needs at least one "
                 "row per fold"
             )
+        check_treatments_vary(data)
         self.check_data(data)
         if folds is not None:
             folds = check_folds(folds, n, self.n_folds, self.n_rep)
         external = _external(external_predictions, self.learner_names, data, self.n_rep)
-        result = _fit_compiled(self, data, folds, key, external)
-        if not throw:
-            return result
+        # Data checked here, eagerly, need no checks inside the compiled program (which then
+        # holds no host callback, and JAX's persistent cache can store it).
+        checked = is_concrete(data.y) and is_concrete(data.t) and is_concrete(data.x)
+        result = _fit_compiled(self, data, folds, key, external, checked)
         if is_concrete(result.theta_rep):
-            # A fold without treated rows explains NaN predictions, so it is reported first.
-            for name in sorted(result.checks, key=lambda c: (_PRIORITY.get(c.split(":")[0], 3), c)):
-                value = np.asarray(result.checks[name])
-                if not value.all():
-                    raise ValueError(_message(name, value, data.t_names))
+            # Errors first, by priority (a fold without treated rows explains NaN predictions);
+            # then the warnings.
+            report(result, data, throw=throw)
+            return result
+        if not throw:
             return result
         ok = result.ok
         theta = eqx.error_if(
@@ -131,17 +169,52 @@ class AbstractDML(eqx.Module):
         return eqx.tree_at(lambda r: r.theta_rep, result, theta)
 
 
-@eqx.filter_jit
-def _fit_compiled(model: AbstractDML, data: CausalData, folds, key, external) -> DMLResult:
+def _fit_compiled(
+    model: AbstractDML, data: CausalData, folds, key, external, checked: bool = False
+) -> DMLResult:
+    """The compiled fit. When every learner is light (closed form or a few Newton sweeps:
+    `compiles_light`) the program is compiled on a CPU with XLA's classic fusion emitters, which
+    compile about 40 % faster (the run time of such fits stays within a few percent); networks
+    keep XLA's defaults. Inside a user's `jit` or `vmap` the outer compilation decides."""
+    learners = [leaf for leaf in jax.tree.leaves(
+        model, is_leaf=lambda v: isinstance(v, AbstractLearner)) if isinstance(
+        leaf, AbstractLearner)]
+    light = all(learner.compiles_light for learner in learners)
+    if light and jax.default_backend() == "cpu" and _top_level():
+        return _fit_light(model, data, folds, key, external, checked)
+    return _fit_default(model, data, folds, key, external, checked)
+
+
+def _top_level() -> bool:
+    """Whether no JAX transformation is being traced (compile options only apply there)."""
+    try:
+        from jax._src import core
+
+        return bool(core.trace_state_clean())
+    except (ImportError, AttributeError):
+        return False
+
+
+def _fit_body(
+    model: AbstractDML, data: CausalData, folds, key, external, checked: bool
+) -> DMLResult:
     _TRACES[0] += 1
     k_folds, k_fit = jr.split(key)
     n = data.y.shape[-1]
     if folds is None:
-        folds = draw_folds(k_folds, n, model.n_folds, model.n_rep)
+        folds = draw_folds(k_folds, n, model.n_folds, model.n_rep, stratify=model.strata(data))
     test = holdout_masks(folds, model.n_folds).astype(data.y.dtype)
     xs = covariates_per_treatment(data.x, data.t)
-    out = model.nuisance(data, xs, test, k_fit, external)
+    if checked:
+        with trusted_inputs(targets=True):
+            out = model.nuisance(data, xs, test, k_fit, external)
+    else:
+        out = model.nuisance(data, xs, test, k_fit, external)
     theta, se, psi = solve_linear_score(out.psi_a, out.psi_b)
+    checks = dict(out.checks)
+    for j, name in enumerate(data.t_names):
+        col = data.t[:, j]
+        checks[f"constant:{name}"] = jnp.max(col) > jnp.min(col)
     return DMLResult(
         theta_rep=theta,
         se_rep=se,
@@ -151,13 +224,16 @@ def _fit_compiled(model: AbstractDML, data: CausalData, folds, key, external) ->
         predictions=out.predictions,
         losses=out.losses,
         folds=folds,
-        checks=out.checks,
+        checks=checks,
         t_names=data.t_names,
+        diagnostics=dict(out.diagnostics),
+        dtype=str(data.y.dtype),
     )
 
 
-def _as_krn(value: Any, name: str, k: int, n_rep: int, n: int, dtype) -> Array:
-    arr = jnp.asarray(value, dtype=dtype)
+def _as_krn(value: Any, name: str, k: int, n_rep: int, n: int, dtype) -> Any:
+    # Reshaped on the host where possible: eager JAX operations compile on first use.
+    arr = value if isinstance(value, jax.Array) else np.asarray(value, dtype=dtype)
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.shape != (n, n_rep):
@@ -197,34 +273,114 @@ def _external(given, names, data: CausalData, n_rep: int) -> dict[str, Array]:
             raise ValueError(
                 f"external_predictions names an unknown learner {name!r}; expected some of {names}"
             )
-        out[name] = jnp.stack(
-            [_as_krn(p[name], name, k, n_rep, n, dtype) for p in per_t]
-        )
+        parts = [_as_krn(p[name], name, k, n_rep, n, dtype) for p in per_t]
+        if any(isinstance(a, jax.Array) for a in parts):
+            out[name] = jnp.stack([jnp.asarray(a, dtype) for a in parts])
+        else:
+            out[name] = jax.device_put(np.stack(parts))
     return out
 
 
-def _message(name: str, value: np.ndarray, t_names: tuple[str, ...]) -> str:
-    kind, _, learner = name.partition(":")
-    where = np.argwhere(~value)[0] if value.ndim else np.array([], int)
-    treatment = f"treatment '{t_names[where[0]]}'" if where.size else "the treatment"
-    rep = f", repetition {where[1]}" if where.size > 1 else ""
-    if kind == "finite":
-        return (
-            f"the learner {learner} returned NaN or infinite out-of-fold predictions ({treatment}"
-            f"{rep}); check its settings (e.g. the learning rate) and the data"
-        )
-    if kind == "propensity":
-        return (
-            f"propensity scores from {learner} are 0 or 1 after trimming ({treatment}{rep}); the "
-            "score divides by m and 1 - m: set trimming > 0 or regularise the classifier"
-        )
-    if kind in ("treated", "untreated"):
-        fold = f", fold {where[2]}" if where.size > 2 else ""
-        return (
-            f"a training fold has no {kind} unit ({treatment}{rep}{fold}); {learner} cannot be "
-            "fitted there: use fewer folds or more data"
-        )
-    return f"check {name} failed"
+_fit_default = eqx.filter_jit(_fit_body)
+_fit_light = eqx.filter_jit(_fit_body, compiler_options={"xla_cpu_use_fusion_emitters": False})
+
+
+def check_treatments_vary(data: CausalData) -> None:
+    """Raises a `ValueError` naming a treatment column that is constant (concrete data only)."""
+    if not is_concrete(data.t) or data.t.ndim != 2:
+        return
+    t = np.asarray(data.t)
+    for j, name in enumerate(data.t_names):
+        if t[:, j].min() == t[:, j].max():
+            raise ValueError(
+                f"treatment '{name}' is constant (every row is {t[0, j]:g}), so its effect is not "
+                "identified; DML needs variation in the treatment"
+            )
+
+
+def check_class_sizes(data: CausalData, n_folds: int, model: str, *, error: bool) -> None:
+    """For binary treatments: a class (treated or untreated) with fewer rows than folds raises a
+    `ValueError` (`error=True`, as scikit-learn's `StratifiedKFold` in DoubleML's IRM does) or
+    warns; concrete data only."""
+    if not is_concrete(data.t) or data.t.ndim != 2:
+        return
+    t = np.asarray(data.t)
+    for j, name in enumerate(data.t_names):
+        col = t[:, j]
+        if not np.isin(col, (0.0, 1.0)).all():
+            continue
+        for label, count in (("treated", int((col == 1).sum())),
+                             ("untreated", int((col == 0).sum()))):
+            if count >= n_folds:
+                continue
+            text = (
+                f"treatment '{name}' has {count} {label} rows, fewer than n_folds={n_folds}: "
+                f"some folds get no {label} row, and {model}'s nuisances are fitted on very few; "
+                "use fewer folds or more data"
+            )
+            if error:
+                raise ValueError(text)
+            warnings.warn(text, UserWarning, stacklevel=4)
+
+
+def check_separation(data: CausalData, model: str) -> None:
+    """For binary treatments: a `UserWarning` naming each covariate that separates treated from
+    untreated rows on its own (quasi-complete separation: every treated row on one side of a
+    value, every untreated row on the other, some strictly). The propensity of the separated rows
+    is 0 or 1, so they have no overlap, and a logistic fit without penalty diverges there.
+    Concrete data only."""
+    if not is_concrete(data.t) or data.t.ndim != 2:
+        return
+    t, x = np.asarray(data.t), np.asarray(data.x)
+    for j, t_name in enumerate(data.t_names):
+        d = t[:, j]
+        if not np.isin(d, (0.0, 1.0)).all() or d.min() == d.max():
+            continue
+        treated, untreated = x[d == 1], x[d == 0]
+        for c, name in enumerate(data.x_names):
+            lo1, hi1 = treated[:, c].min(), treated[:, c].max()
+            lo0, hi0 = untreated[:, c].min(), untreated[:, c].max()
+            if hi0 <= lo1 and (hi1 > hi0 or lo0 < lo1):
+                side = f"every row with {name} > {hi0:g} is treated" if hi1 > hi0 else (
+                    f"every row with {name} < {lo1:g} is untreated")
+            elif hi1 <= lo0 and (hi0 > hi1 or lo1 < lo0):
+                side = f"every row with {name} > {hi1:g} is untreated" if hi0 > hi1 else (
+                    f"every row with {name} < {lo0:g} is treated")
+            else:
+                continue
+            warnings.warn(
+                f"covariate '{name}' separates treated from untreated rows of treatment "
+                f"'{t_name}' ({side}): their propensity is 0 or 1, so they have no overlap and "
+                f"{model}'s estimate rests on trimming and extrapolation there; consider "
+                "dropping or coarsening the covariate, or restricting the sample",
+                UserWarning, stacklevel=4,
+            )
+
+
+def fit_learner(
+    name: str,
+    learner: AbstractLearner | None,
+    xs: Array,
+    target: Array,
+    train: Array,
+    test: Array,
+    key: PRNGKeyArray,
+    external: Mapping[str, Array],
+    checks: dict,
+    diagnostics: dict,
+) -> Array:
+    """Cross-fits the nuisance `name` (or takes its external predictions) and adds its checks:
+    `finite:<name>` (error) and, from the learner's fit status, `converged:<name>` and
+    `precision:<name>` (warnings). Returns the out-of-fold predictions `(k, n_rep, n)`."""
+    if name in external:
+        preds = external[name]
+    elif learner is None:
+        raise ValueError(f"{name} is None and no external predictions for it were given")
+    else:
+        preds, status = crossfit(learner, xs, target, train, test, key, with_status=True)
+        learner_checks(name, status, checks, diagnostics)
+    checks[f"finite:{name}"] = all_finite(preds)
+    return preds
 
 
 def all_finite(x: Array) -> Array:

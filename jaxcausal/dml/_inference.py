@@ -17,6 +17,7 @@ All follow DoubleML 0.11 term for term:
 from __future__ import annotations
 
 import abc
+import statistics
 
 import equinox as eqx
 import jax
@@ -40,10 +41,12 @@ def solve_linear_score(
     return theta, jnp.sqrt(var), psi
 
 
+@jax.jit
 def aggregate(
     theta_rep: Float[Array, "*b n_rep"], se_rep: Float[Array, "*b n_rep"]
 ) -> tuple[Float[Array, "*b"], Float[Array, "*b"]]:
-    """Median aggregation over repetitions with DoubleML's standard-error rule."""
+    """Median aggregation over repetitions with DoubleML's standard-error rule (one compiled
+    call: on concrete results the eager operations would each compile on first use)."""
     theta = jnp.median(theta_rep, axis=-1)
     upper = jnp.median(theta_rep + _AGG_CRITICAL * se_rep, axis=-1)
     return theta, (upper - theta) / _AGG_CRITICAL
@@ -53,7 +56,8 @@ def normal_quantile(level: float) -> float:
     """The two-sided critical value of the standard normal for a confidence `level`."""
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    return float(jax.scipy.stats.norm.ppf(0.5 + level / 2.0))
+    # On the host: an eager JAX call would compile on first use.
+    return statistics.NormalDist().inv_cdf(0.5 + level / 2.0)
 
 
 class AbstractBootstrap(eqx.Module):

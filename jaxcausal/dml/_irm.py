@@ -9,8 +9,19 @@ from jaxtyping import Array, Float
 from .._checks import check_binary
 from .._data import CausalData
 from ..learners import AbstractLearner
-from ._base import AbstractDML, Nuisance, all_finite, broadcast_to_krn
-from ._crossfit import crossfit, nuisance_loss
+from ..learners._base import targets_trusted
+from ._base import (
+    AbstractDML,
+    Nuisance,
+    all_finite,
+    broadcast_to_krn,
+    check_class_sizes,
+    check_separation,
+    fit_learner,
+    learner_checks,
+    propensity_checks,
+)
+from ._crossfit import binary_strata, crossfit, nuisance_loss
 from ._plr import _check_common
 from ._scores import ATE, AbstractIRMScore
 
@@ -78,31 +89,51 @@ class IRM(AbstractDML):
             raise ValueError("data has instruments z; IRM takes no instruments")
         names = ", ".join(data.t_names)
         check_binary(data.t, "t", f"for IRM (treatment {names})")
+        if self.ml_g is not None and self.ml_g.is_classifier:
+            check_binary(data.y, "y", "when ml_g is a classifier")
+        check_class_sizes(data, self.n_folds, "IRM", error=True)
+        check_separation(data, "IRM")
+
+    def strata(self, data: CausalData):
+        return binary_strata(data.t)
 
     def nuisance(self, data, xs, test, key, external):
         k, n_rep = data.t.shape[-1], test.shape[0]
-        d = check_binary(data.t.T, "t", "for IRM")
+        d = data.t.T if targets_trusted() else check_binary(data.t.T, "t", "for IRM")
         train = jnp.broadcast_to(1.0 - test[None], (k, *test.shape))
         treated = d[:, None, None, :]
         y_b = broadcast_to_krn(data.y, k, n_rep)
         d_b = broadcast_to_krn(d, k, n_rep)
+        checks, diagnostics = {}, {}
+        masks = {"ml_g0": train * (1.0 - treated), "ml_g1": train * treated}
         # One key for every learner of a fold (common random numbers, as in PLR).
-        keys = dict.fromkeys(self.learner_names, key)
-
-        def get(name, learner, target, weights):
-            if name in external:
-                return external[name]
-            if learner is None:
-                raise ValueError(
-                    f"{name[:4]} is None and no external predictions for {name} were given"
-                )
-            return crossfit(learner, xs, target, weights, test, keys[name])
-
-        preds = {
-            "ml_g0": get("ml_g0", self.ml_g, y_b, train * (1.0 - treated)),
-            "ml_g1": get("ml_g1", self.ml_g, y_b, train * treated),
-            "ml_m": get("ml_m", self.ml_m, d_b, train),
-        }
+        fitted = [name for name in ("ml_g0", "ml_g1") if name not in external]
+        if self.ml_g is None and fitted:
+            raise ValueError(
+                f"ml_g is None and no external predictions for {fitted[0]} were given"
+            )
+        preds = {}
+        if len(fitted) == 2:
+            # g0 and g1 are one learner on two masks: fitted as twice the repetitions in one
+            # batch, so the learner is traced and compiled once.
+            both, status = crossfit(
+                self.ml_g, xs, jnp.concatenate([y_b, y_b], axis=1),
+                jnp.concatenate([masks["ml_g0"], masks["ml_g1"]], axis=1),
+                jnp.concatenate([test, test]), key, with_status=True, key_reps=n_rep,
+            )
+            for i, name in enumerate(fitted):
+                part = slice(i * n_rep, (i + 1) * n_rep)
+                preds[name] = both[:, part]
+                learner_checks(name, {s: v[:, part] for s, v in status.items()}, checks,
+                               diagnostics)
+                checks[f"finite:{name}"] = all_finite(both[:, part])
+        for name in ("ml_g0", "ml_g1"):
+            if name not in preds:
+                preds[name] = fit_learner(name, self.ml_g, xs, y_b, masks[name], test, key,
+                                          external, checks, diagnostics)
+        preds["ml_m"] = fit_learner("ml_m", self.ml_m, xs, d_b, train, test, key, external,
+                                    checks, diagnostics)
+        preds = {name: preds[name] for name in ("ml_g0", "ml_g1", "ml_m")}
         m_classifier = self.ml_m is not None and self.ml_m.is_classifier
         losses = {
             "ml_g0": nuisance_loss(y_b, preds["ml_g0"], 1.0 - d, False),
@@ -110,13 +141,14 @@ class IRM(AbstractDML):
             "ml_m": nuisance_loss(d_b, preds["ml_m"], None, m_classifier),
         }
         m_hat = jnp.clip(preds["ml_m"], self.trimming, 1.0 - self.trimming)
-        checks = {f"finite:{name}": all_finite(p) for name, p in preds.items()}
         checks["propensity:ml_m"] = jnp.all((m_hat > 0.0) & (m_hat < 1.0), axis=-1)
+        propensity_checks("ml_m", preds["ml_m"], self.trimming, checks, diagnostics)
         if "ml_g0" not in external:
-            checks["untreated:ml_g"] = jnp.sum(train * (1.0 - treated), axis=-1) > 0
+            checks["untreated:ml_g"] = jnp.sum(masks["ml_g0"], axis=-1) > 0
         if "ml_g1" not in external:
-            checks["treated:ml_g"] = jnp.sum(train * treated, axis=-1) > 0
+            checks["treated:ml_g"] = jnp.sum(masks["ml_g1"], axis=-1) > 0
         if self.normalize_ipw:
             m_hat = normalize_ipw(m_hat, d_b)
         psi_a, psi_b = self.score.irm(y_b, d_b, preds["ml_g0"], preds["ml_g1"], m_hat)
-        return Nuisance(psi_a=psi_a, psi_b=psi_b, predictions=preds, losses=losses, checks=checks)
+        return Nuisance(psi_a=psi_a, psi_b=psi_b, predictions=preds, losses=losses,
+                        checks=checks, diagnostics=diagnostics)

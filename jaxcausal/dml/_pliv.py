@@ -5,12 +5,23 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
+from .._checks import check_binary, is_concrete
 from .._data import CausalData
 from ..learners import AbstractLearner
-from ._base import AbstractDML, Nuisance, all_finite, broadcast_to_krn
-from ._crossfit import crossfit, nuisance_loss
+from ._base import (
+    AbstractDML,
+    Nuisance,
+    all_finite,
+    broadcast_to_krn,
+    check_class_sizes,
+    check_separation,
+    fit_learner,
+    learner_checks,
+)
+from ._crossfit import binary_strata, crossfit, nuisance_loss
 from ._plr import _check_common
 from ._scores import AbstractPartiallyLinearScore, PartiallingOut
 
@@ -69,11 +80,30 @@ class PLIV(AbstractDML):
     def check_data(self, data: CausalData) -> None:
         if data.z is None:
             raise ValueError("PLIV needs instruments: data.z is None (pass z= to CausalData)")
+        z = data.z
+        if z.ndim == 2 and is_concrete(z):
+            for j, name in enumerate(data.z_names):
+                col = np.asarray(z[:, j])
+                if col.min() == col.max():
+                    raise ValueError(
+                        f"instrument '{name}' is constant (every row is {col[0]:g}); an "
+                        "instrument must vary"
+                    )
+        for name, values, arg in (("ml_l", data.y, "y"), ("ml_m", data.z, "z"),
+                                  ("ml_r", data.t, "t")):
+            learner = getattr(self, name)
+            if learner is not None and learner.is_classifier:
+                check_binary(values, arg, f"when {name} is a classifier")
+        check_class_sizes(data, self.n_folds, "PLIV", error=False)
+        check_separation(data, "PLIV")
         if self.score.needs_g and data.z.shape[-1] > 1:
             raise ValueError(
                 f"IVType() needs exactly one instrument; data has {data.z.shape[-1]} "
                 f"({data.z_names}); use PartiallingOut()"
             )
+
+    def strata(self, data: CausalData):
+        return binary_strata(data.t)
 
     def nuisance(self, data, xs, test, key, external):
         k, n_rep = data.t.shape[-1], test.shape[0]
@@ -85,12 +115,11 @@ class PLIV(AbstractDML):
         # One key for every learner of a fold (common random numbers, as in PLR).
         k_l = k_m = k_r = k_g = key
 
+        checks, diagnostics = {}, {}
+
         def get(name, learner, target, key):
-            if name in external:
-                return external[name]
-            if learner is None:
-                raise ValueError(f"{name} is None and no external predictions for it were given")
-            return crossfit(learner, xs, target, train, test, key)
+            return fit_learner(name, learner, xs, target, train, test, key, external, checks,
+                               diagnostics)
 
         preds, losses = {}, {}
         preds["ml_l"] = get("ml_l", self.ml_l, y_b, k_l)
@@ -102,12 +131,15 @@ class PLIV(AbstractDML):
             if self.ml_m is None:
                 raise ValueError("ml_m is None and no external predictions for it were given")
             z_b = jax.vmap(lambda zc: broadcast_to_krn(zc, k, n_rep))(data.z.T)
-            m_all = jax.vmap(lambda zb, kz: crossfit(self.ml_m, xs, zb, train, test, kz))(
-                z_b, jnp.broadcast_to(k_m, (n_z, *k_m.shape))
-            )
+            m_all, status = jax.vmap(
+                lambda zb, kz: crossfit(self.ml_m, xs, zb, train, test, kz, with_status=True)
+            )(z_b, jnp.broadcast_to(k_m, (n_z, *k_m.shape)))
+            for i, name in enumerate(z_names):
+                learner_checks(name, {s: v[i] for s, v in status.items()}, checks, diagnostics)
             m_all = jnp.moveaxis(m_all, 0, -1)
         for i, name in enumerate(z_names):
             preds[name] = m_all[..., i]
+            checks[f"finite:{name}"] = all_finite(m_all[..., i])
             losses[name] = nuisance_loss(
                 broadcast_to_krn(data.z[:, i], k, n_rep), m_all[..., i], None, False
             )
@@ -132,5 +164,5 @@ class PLIV(AbstractDML):
             preds["ml_g"] = g_hat
             losses["ml_g"] = nuisance_loss(target, g_hat, None, False)
         psi_a, psi_b = self.score.pliv(y_b, d_b, v_hat, w_hat, preds["ml_l"], g_hat)
-        checks = {f"finite:{name}": all_finite(p) for name, p in preds.items()}
-        return Nuisance(psi_a=psi_a, psi_b=psi_b, predictions=preds, losses=losses, checks=checks)
+        return Nuisance(psi_a=psi_a, psi_b=psi_b, predictions=preds, losses=losses,
+                        checks=checks, diagnostics=diagnostics)

@@ -8,8 +8,16 @@ import jax.numpy as jnp
 from .._checks import check_binary
 from .._data import CausalData
 from ..learners import AbstractLearner
-from ._base import AbstractDML, Nuisance, all_finite, broadcast_to_krn
-from ._crossfit import crossfit, nuisance_loss
+from ._base import (
+    AbstractDML,
+    Nuisance,
+    broadcast_to_krn,
+    check_class_sizes,
+    check_separation,
+    fit_learner,
+    propensity_checks,
+)
+from ._crossfit import binary_strata, nuisance_loss
 from ._scores import AbstractPartiallyLinearScore, PartiallingOut
 
 
@@ -75,6 +83,13 @@ class PLR(AbstractDML):
             raise ValueError("data has instruments z; use jc.dml.PLIV for instrumental variables")
         if self.ml_m is not None and self.ml_m.is_classifier:
             check_binary(data.t, "t", "when ml_m is a classifier")
+        if self.ml_l is not None and self.ml_l.is_classifier:
+            check_binary(data.y, "y", "when ml_l is a classifier")
+        check_class_sizes(data, self.n_folds, "PLR", error=False)
+        check_separation(data, "PLR")
+
+    def strata(self, data: CausalData):
+        return binary_strata(data.t)
 
     def nuisance(self, data, xs, test, key, external):
         k, n_rep = data.t.shape[-1], test.shape[0]
@@ -85,14 +100,11 @@ class PLR(AbstractDML):
         # Every learner of a fold gets the fold's key (common random numbers): the networks for
         # E[Y|X] and E[D|X] then share initialisation, minibatches and validation rows, so their
         # estimation errors align and do not attenuate theta.
-        keys = dict.fromkeys(("ml_l", "ml_m", "ml_g"), key)
+        checks, diagnostics = {}, {}
 
         def get(name, learner, target):
-            if name in external:
-                return external[name]
-            if learner is None:
-                raise ValueError(f"{name} is None and no external predictions for it were given")
-            return crossfit(learner, xs, target, train, test, keys[name])
+            return fit_learner(name, learner, xs, target, train, test, key, external, checks,
+                               diagnostics)
 
         preds, losses = {}, {}
         needs_l = not (self.score.needs_g and "ml_g" in external)
@@ -105,7 +117,7 @@ class PLR(AbstractDML):
         g_hat = None
         if self.score.needs_g:
             if "ml_g" in external:
-                g_hat = external["ml_g"]
+                g_hat = get("ml_g", None, y_b)
                 target = y_b
             else:
                 # A preliminary partialling-out estimate per treatment and repetition.
@@ -117,5 +129,7 @@ class PLR(AbstractDML):
             preds["ml_g"] = g_hat
             losses["ml_g"] = nuisance_loss(target, g_hat, None, False)
         psi_a, psi_b = self.score.plr(y_b, d_b, preds.get("ml_l"), preds["ml_m"], g_hat)
-        checks = {f"finite:{name}": all_finite(p) for name, p in preds.items()}
-        return Nuisance(psi_a=psi_a, psi_b=psi_b, predictions=preds, losses=losses, checks=checks)
+        if m_classifier:
+            propensity_checks("ml_m", preds["ml_m"], 0.0, checks, diagnostics)
+        return Nuisance(psi_a=psi_a, psi_b=psi_b, predictions=preds, losses=losses,
+                        checks=checks, diagnostics=diagnostics)

@@ -10,6 +10,7 @@ import pandas as pd
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._checks import is_concrete
+from ._checks import is_warning, report
 from ._inference import (
     AbstractBootstrap,
     NormalBootstrap,
@@ -17,6 +18,22 @@ from ._inference import (
     bootstrap_t_stats,
     normal_quantile,
 )
+
+
+# Compiled helpers for the properties: on a concrete result, eager operations would each compile
+# on their first use in a process.
+@jax.jit
+def _t_and_pvalue(theta_rep: Array, se_rep: Array) -> tuple[Array, Array]:
+    theta, se = aggregate(theta_rep, se_rep)
+    t = theta / se
+    return t, 2.0 * jax.scipy.stats.norm.sf(jnp.abs(t))
+
+
+@jax.jit
+def _median_interval(theta_rep: Array, se_rep: Array, z) -> Array:
+    lower = jnp.median(theta_rep - z * se_rep, axis=-1)
+    upper = jnp.median(theta_rep + z * se_rep, axis=-1)
+    return jnp.stack([lower, upper], axis=-1)
 
 
 def _ci_columns(level: float) -> list[str]:
@@ -41,10 +58,18 @@ class DMLResult(eqx.Module):
     - `losses`: out-of-fold nuisance losses by learner name (RMSE, or log-loss for classifiers),
       `(n_treatments, n_rep)` each.
     - `folds`: the fold ids used, `(n_rep, n_obs)`.
-    - `checks`: named diagnostics that must hold (finite predictions, propensities inside
-      (0, 1), every training fold with treated and untreated rows); `fit` raises when one fails
-      unless it runs under `vmap`, where they stay for inspection.
+    - `checks`: named flags, `True` where a check holds (see `jaxcausal/dml/_checks.py`).
+      Errors: finite predictions, propensities inside (0, 1), every training fold with treated
+      and untreated rows, a treatment that varies; `fit` raises when one fails. Warnings: a
+      learner not resolved at the working precision (`precision:<learner>`) or not converged,
+      propensities at 0 or 1 (`separation:ml_m`), more than 10 % of them clipped
+      (`clipped:ml_m`); `fit` warns (`UserWarning`). Under `jit`/`vmap` they stay in the result:
+      call [`jaxcausal.dml.DMLResult.report`][] on a concrete result to raise and warn.
+    - `diagnostics`: the values some checks quote (the clipped share, a condition number), by
+      check name.
     - `t_names`: treatment names.
+    - `dtype`: the floating-point precision the fit was computed in (`"float32"` unless float64
+      is enabled; see the README's precision section).
     """
 
     theta_rep: Float[Array, "k n_rep"]
@@ -57,6 +82,8 @@ class DMLResult(eqx.Module):
     folds: Int[Array, "n_rep n"]
     checks: dict[str, Bool[Array, "*shape"]]
     t_names: tuple[str, ...] = eqx.field(static=True)
+    diagnostics: dict[str, Float[Array, "*shape"]] = eqx.field(default_factory=dict)
+    dtype: str = eqx.field(static=True, default="float32")
 
     @property
     def theta(self) -> Array:
@@ -70,25 +97,33 @@ class DMLResult(eqx.Module):
 
     @property
     def t_stat(self) -> Array:
-        return self.theta / self.se
+        return _t_and_pvalue(self.theta_rep, self.se_rep)[0]
 
     @property
     def pval(self) -> Array:
         """Two-sided p-values of the aggregated t-statistics (as DoubleML's models report them)."""
-        return 2.0 * jax.scipy.stats.norm.sf(jnp.abs(self.t_stat))
+        return _t_and_pvalue(self.theta_rep, self.se_rep)[1]
 
     @property
     def ok(self) -> Array:
-        """Whether every check passed (a scalar; inside a `vmap`ped fit, one per replication)."""
-        return jnp.all(jnp.stack([jnp.all(v) for v in self.checks.values()]))
+        """Whether every error check passed (a scalar; inside a `vmap`ped fit, one per
+        replication). Warnings do not count."""
+        flags = [jnp.all(v) for name, v in self.checks.items() if not is_warning(name)]
+        return jnp.all(jnp.stack(flags)) if flags else jnp.asarray(True)
+
+    def report(self, data=None, *, throw: bool = True) -> None:
+        """Raises a `ValueError` for the first failed error check (with `throw`) and a
+        `UserWarning` for every failed warning check, with messages naming the learner, the
+        treatment and, where `data` (the fitted [`jaxcausal.CausalData`][]) is given and it can,
+        the covariate. `fit` calls it; call it yourself on a result from a `jit`ted fit."""
+        if not is_concrete(self.theta_rep) or self.theta_rep.ndim != 2:
+            raise ValueError("report needs a single, concrete result (not batched or traced)")
+        report(self, data, throw=throw)
 
     def confint(self, level: float = 0.95) -> Float[Array, "k 2"]:
         """Pointwise confidence intervals `(n_treatments, 2)`: per repetition
         `theta_rep -+ z * se_rep`, then the median over repetitions (DoubleML's rule)."""
-        z = normal_quantile(level)
-        lower = jnp.median(self.theta_rep - z * self.se_rep, axis=-1)
-        upper = jnp.median(self.theta_rep + z * self.se_rep, axis=-1)
-        return jnp.stack([lower, upper], axis=-1)
+        return _median_interval(self.theta_rep, self.se_rep, normal_quantile(level))
 
     def bootstrap(
         self,
@@ -120,7 +155,8 @@ class DMLResult(eqx.Module):
         )
 
     def summary(self, level: float = 0.95) -> pd.DataFrame:
-        """A table shaped like DoubleML's `summary`: coef, std err, t, P>|t| and the interval."""
+        """A table shaped like DoubleML's `summary`: coef, std err, t, P>|t| and the interval;
+        `table.attrs["dtype"]` records the precision of the fit."""
         if not is_concrete(self.theta_rep) or self.theta_rep.ndim != 2:
             raise ValueError("summary needs a single, concrete result (not batched or traced)")
         table = pd.DataFrame(
@@ -135,6 +171,7 @@ class DMLResult(eqx.Module):
         ci = np.asarray(self.confint(level))
         for i, col in enumerate(_ci_columns(level)):
             table[col] = ci[:, i]
+        table.attrs["dtype"] = self.dtype
         return table
 
 

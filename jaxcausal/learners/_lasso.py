@@ -10,7 +10,15 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._checks import is_concrete
-from ._base import AbstractLearner, AbstractPredictor, centred_cross_products, prepare_xyw
+from ._base import (
+    AbstractLearner,
+    AbstractPredictor,
+    _weighted_mean,
+    full_precision,
+    prepare_xyw,
+    standardise,
+    warn_if_unresolved,
+)
 
 
 class _AbstractLinearPredictor(AbstractPredictor):
@@ -20,14 +28,14 @@ class _AbstractLinearPredictor(AbstractPredictor):
     def __call__(self, x: Float[Array, "n p"]) -> Float[Array, " n"]:
         if x.ndim == 1:
             x = x[:, None]
-        return x @ self.coef + self.intercept
+        return jnp.dot(x, self.coef, precision="highest") + self.intercept
 
 
 class LassoPredictor(_AbstractLinearPredictor):
     """`x @ coef + intercept`, with the penalty `alpha` it was fitted with.
 
     `n_iter` counts coordinate-descent sweeps; `converged` says whether the duality gap met the
-    tolerance before `max_iter`.
+    tolerance (or the sweeps reached the fixed point of the working precision) before `max_iter`.
     """
 
     coef: Float[Array, " p"]
@@ -56,19 +64,41 @@ class LassoCVPredictor(_AbstractLinearPredictor):
 
 
 class _Moments(eqx.Module):
-    """Weighted, centred sufficient statistics of a least-squares problem (divided by sum(w))."""
+    """A weighted least-squares problem in standardised coordinates (covariates and target), its
+    cross-products divided by sum(w): `gram` is a correlation matrix (0 for constant columns)."""
 
     x_mean: Array
+    x_scale: Array
     y_mean: Array
+    y_scale: Array
     gram: Array
     xy: Array
     yy: Array
 
 
 def _moments(x, y, w) -> _Moments:
-    total = jnp.sum(w)
-    x_mean, y_mean, gram, xy, yy = centred_cross_products(x, y, w)
-    return _Moments(x_mean, y_mean, gram / total, xy / total, yy / total)
+    st = standardise(x, w)
+    root = jnp.sqrt(w / st.total)
+    y_mean = _weighted_mean(y, w, st.total)
+    ya = root * (y - y_mean)
+    y_sd = jnp.sqrt(jnp.sum(ya**2))
+    y_scale = jnp.where(y_sd > 0, y_sd, 1.0)
+    yt = ya / y_scale
+    a = st.design(root)
+    return _Moments(st.mean, st.scale, y_mean, y_scale, a.T @ a, a.T @ yt, jnp.sum(yt**2))
+
+
+def _penalties(m: _Moments, alpha):
+    """scikit-learn's penalty `alpha * |coef_j|` on the raw columns, in standardised units: with
+    `beta_j = coef_j * x_scale_j / y_scale` it is `alpha / (x_scale_j * y_scale)` per coordinate
+    (the objective divided by `y_scale**2`)."""
+    return alpha / (m.x_scale * m.y_scale)
+
+
+def _raw(m: _Moments, beta):
+    """Coefficients and intercept on the raw columns from standardised coefficients."""
+    coef = beta * m.y_scale / m.x_scale
+    return coef, m.y_mean - m.x_mean @ coef
 
 
 class _CDState(eqx.Module):
@@ -79,12 +109,15 @@ class _CDState(eqx.Module):
 
 
 def _coordinate_descent(m: _Moments, alpha, tol, max_iter):
-    """Cyclic coordinate descent on the Gram matrix; stops on the duality gap."""
+    """Cyclic coordinate descent on the standardised Gram matrix with the per-coordinate
+    penalties of [`_penalties`][]; stops on the duality gap. Returns standardised coefficients."""
+    pen = _penalties(m, alpha)
     p = m.xy.shape[0]
     diag = jnp.diagonal(m.gram)
     # Columns without variance (or fully masked) keep a zero coefficient.
     safe_diag = jnp.where(diag > 0, diag, 1.0)
-    tol = max(tol, 100 * float(jnp.finfo(m.gram.dtype).eps))
+    eps = float(jnp.finfo(m.gram.dtype).eps)
+    tol = max(tol, 10 * eps)
 
     index = jnp.arange(p)
 
@@ -92,11 +125,11 @@ def _coordinate_descent(m: _Moments, alpha, tol, max_iter):
         # One coordinate update; the Gram row arrives through `scan`, and the coefficient is read
         # and written with masks rather than dynamic indexing (cheaper to compile under `vmap`).
         coef, gram_coef, biggest = carry
-        j, gram_row, xy_j, diag_j, safe_diag_j = inputs
+        j, gram_row, xy_j, diag_j, safe_diag_j, pen_j = inputs
         here = index == j
         coef_j = jnp.sum(jnp.where(here, coef, 0.0))
         rho = xy_j - jnp.sum(jnp.where(here, gram_coef, 0.0)) + diag_j * coef_j
-        shrunk = jnp.sign(rho) * jnp.maximum(jnp.abs(rho) - alpha, 0.0) / safe_diag_j
+        shrunk = jnp.sign(rho) * jnp.maximum(jnp.abs(rho) - pen_j, 0.0) / safe_diag_j
         new = jnp.where(diag_j > 0, shrunk, 0.0)
         delta = new - coef_j
         carry = (
@@ -111,9 +144,10 @@ def _coordinate_descent(m: _Moments, alpha, tol, max_iter):
         # residual and `ry` the residual's inner product with the centred target.
         rr = m.yy - 2.0 * (m.xy @ coef) + coef @ gram_coef
         ry = m.yy - m.xy @ coef
-        dual_norm = jnp.max(jnp.abs(m.xy - gram_coef))
-        const = jnp.where(dual_norm > alpha, alpha / jnp.where(dual_norm > 0, dual_norm, 1.0), 1.0)
-        return 0.5 * rr * (1.0 + const**2) + alpha * jnp.sum(jnp.abs(coef)) - const * ry
+        # The residual, scaled into the dual feasible set |x_j' r| <= pen_j (weighted L1).
+        ratio = jnp.max(jnp.abs(m.xy - gram_coef) / jnp.where(pen > 0, pen, 1.0))
+        const = jnp.where(ratio > 1.0, 1.0 / jnp.where(ratio > 0, ratio, 1.0), 1.0)
+        return 0.5 * rr * (1.0 + const**2) + jnp.sum(pen * jnp.abs(coef)) - const * ry
 
     def stationarity(coef, gram_coef):
         # Largest violation of the optimality conditions, in correlation units. Used for alpha=0,
@@ -121,8 +155,8 @@ def _coordinate_descent(m: _Moments, alpha, tol, max_iter):
         grad = gram_coef - m.xy
         violation = jnp.where(
             coef != 0,
-            jnp.abs(grad + alpha * jnp.sign(coef)),
-            jnp.maximum(jnp.abs(grad) - alpha, 0.0),
+            jnp.abs(grad + pen * jnp.sign(coef)),
+            jnp.maximum(jnp.abs(grad) - pen, 0.0),
         )
         scale = jnp.sqrt(jnp.where(diag > 0, diag, 1.0) * jnp.where(m.yy > 0, m.yy, 1.0))
         return jnp.max(jnp.where(diag > 0, violation / scale, 0.0))
@@ -139,9 +173,15 @@ def _coordinate_descent(m: _Moments, alpha, tol, max_iter):
         (coef, gram_coef, biggest), _ = jax.lax.scan(
             coordinate,
             (state.coef, state.gram_coef, zero),
-            (index, m.gram, m.xy, diag, safe_diag),
+            (index, m.gram, m.xy, diag, safe_diag, pen),
         )
-        done = converged(coef, gram_coef) | (biggest == 0)
+        # Recomputed once per sweep: the running update would accumulate rounding errors over
+        # thousands of sweeps (in float32 enough to keep the duality gap from closing).
+        gram_coef = m.gram @ coef
+        # A sweep that moves no coefficient by more than a few units in the last place has
+        # reached the fixed point of the working precision.
+        stalled = biggest <= 4.0 * eps * jnp.max(jnp.abs(coef))
+        done = converged(coef, gram_coef) | stalled
         return _CDState(coef, gram_coef, state.n_iter + 1, done)
 
     def cond(state: _CDState):
@@ -150,13 +190,15 @@ def _coordinate_descent(m: _Moments, alpha, tol, max_iter):
     zeros = jnp.zeros((p,), m.gram.dtype)
     init = _CDState(zeros, zeros, jnp.array(0), converged(zeros, zeros))
     final = jax.lax.while_loop(cond, body, init)
-    intercept = m.y_mean - m.x_mean @ final.coef
-    return final.coef, intercept, final.n_iter, final.done
+    return final.coef, final.n_iter, final.done
 
 
 @eqx.filter_jit
+@full_precision
 def _fit_lasso(x, y, w, alpha, tol, max_iter):
-    coef, intercept, n_iter, done = _coordinate_descent(_moments(x, y, w), alpha, tol, max_iter)
+    m = _moments(x, y, w)
+    beta, n_iter, done = _coordinate_descent(m, alpha, tol, max_iter)
+    coef, intercept = _raw(m, beta)
     return LassoPredictor(coef, intercept, alpha, n_iter, done)
 
 
@@ -179,9 +221,19 @@ class Lasso(AbstractLearner):
     $\frac{1}{2\sum_i w_i}\sum_i w_i (y_i - x_i^\top\beta - \beta_0)^2 + \alpha\lVert\beta\rVert_1$,
     scikit-learn's `Lasso(alpha)` objective with `sample_weight=w`, by cyclic coordinate descent
     on the weighted Gram matrix in a `lax.while_loop`, until the duality gap is below
-    `tol` times the weighted variance of `y` (or `max_iter` sweeps). With `alpha=0` (least squares,
+    `tol` (at least 10 machine epsilons) times the weighted variance of `y`, or a sweep moves no
+    coefficient by more than a few units in the last place (the fixed point of the working
+    precision), or after `max_iter` sweeps. With `alpha=0` (least squares,
     where the gap does not vanish) it stops when the optimality conditions hold to `tol` in
     correlation units instead.
+
+    The descent runs on standardised covariates and target (weighted by `w`, so by the fold mask
+    in cross-fitting), which makes its accuracy independent of the columns' units. As the
+    penalty is not scale-free, it is carried over exactly: with $\beta_j = \text{coef}_j
+    s_j / s_y$ the penalty $\alpha\lvert\text{coef}_j\rvert$ becomes the weighted L1 term
+    $\alpha/(s_j s_y)\,\lvert\beta_j\rvert$, so the problem solved is scikit-learn's on the
+    raw columns. Columns constant on the weighted rows get the coefficient 0. An eager `fit`
+    warns (`UserWarning`) when the descent stops at `max_iter`.
 
     **Arguments:**
 
@@ -200,6 +252,10 @@ class Lasso(AbstractLearner):
         _check_alpha(self.alpha, "alpha")
         _check_solver(self.tol, self.max_iter)
 
+    @property
+    def compiles_light(self) -> bool:
+        return True
+
     def fit(
         self,
         x: Float[Array, "n p"],
@@ -211,7 +267,9 @@ class Lasso(AbstractLearner):
         """Fits the model; `key` is accepted for the common contract and not used."""
         del key
         x, y, w = prepare_xyw(x, y, weights)
-        return _fit_lasso(x, y, w, jnp.asarray(self.alpha, x.dtype), self.tol, self.max_iter)
+        pred = _fit_lasso(x, y, w, jnp.asarray(self.alpha, x.dtype), self.tol, self.max_iter)
+        warn_if_unresolved(pred, "Lasso", x, w)
+        return pred
 
 
 @eqx.filter_jit
@@ -229,11 +287,12 @@ def _alpha_grid(x, y, w, n_alphas: int, eps: float):
     smallest penalty giving all-zero slopes."""
     m = _moments(x, y, w)
     tiny = jnp.finfo(x.dtype).resolution
-    alpha_max = jnp.maximum(jnp.max(jnp.abs(m.xy)), tiny)
+    alpha_max = jnp.maximum(jnp.max(jnp.abs(m.xy) * m.x_scale * m.y_scale), tiny)
     return alpha_max * jnp.logspace(0.0, np.log10(eps), n_alphas, dtype=x.dtype)
 
 
 @eqx.filter_jit
+@full_precision
 def _fit_lasso_cv(learner: LassoCV, x, y, w, key):
     n_folds, tol, max_iter = learner.n_folds, learner.tol, learner.max_iter
     # Checked eagerly in `fit` for concrete weights; this covers weights traced under `vmap`.
@@ -249,15 +308,20 @@ def _fit_lasso_cv(learner: LassoCV, x, y, w, key):
     train_w = jnp.where(in_fold, 0.0, w[None, :])
     val_w = jnp.where(in_fold, w[None, :], 0.0)
 
-    def val_mse(tw, vw, alpha):
-        coef, intercept, _, _ = _coordinate_descent(_moments(x, y, tw), alpha, tol, max_iter)
+    def val_mse(m, vw, alpha):
+        beta, _, _ = _coordinate_descent(m, alpha, tol, max_iter)
+        coef, intercept = _raw(m, beta)
         resid = y - x @ coef - intercept
         return jnp.sum(vw * resid**2) / jnp.sum(vw)
 
     over_alphas = jax.vmap(val_mse, in_axes=(None, None, 0))
-    mse_path = jax.vmap(over_alphas, in_axes=(0, 0, None))(train_w, val_w, alphas)
+    mse_path = jax.vmap(lambda tw, vw: over_alphas(_moments(x, y, tw), vw, alphas))(
+        train_w, val_w
+    )
     alpha = alphas[jnp.argmin(jnp.mean(mse_path, axis=0))]
-    coef, intercept, n_iter, done = _coordinate_descent(_moments(x, y, w), alpha, tol, max_iter)
+    m = _moments(x, y, w)
+    beta, n_iter, done = _coordinate_descent(m, alpha, tol, max_iter)
+    coef, intercept = _raw(m, beta)
     return LassoCVPredictor(coef, intercept, alpha, alphas, mse_path, n_iter, done)
 
 
@@ -312,6 +376,10 @@ class LassoCV(AbstractLearner):
         """The fold id of each row used by `fit(..., key=key, weights=weights)` (-1: weight 0)."""
         return _draw_folds(key, jnp.asarray(weights), self.n_folds)
 
+    @property
+    def compiles_light(self) -> bool:
+        return True
+
     def fit(
         self,
         x: Float[Array, "n p"],
@@ -327,4 +395,6 @@ class LassoCV(AbstractLearner):
                 f"LassoCV needs at least n_folds={self.n_folds} rows with positive weight; "
                 f"got {int(np.sum(np.asarray(w) > 0))}"
             )
-        return _fit_lasso_cv(self, x, y, w, key)
+        pred = _fit_lasso_cv(self, x, y, w, key)
+        warn_if_unresolved(pred, "LassoCV", x, w)
+        return pred

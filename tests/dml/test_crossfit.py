@@ -86,3 +86,45 @@ def test_explicit_folds_are_used(getkey):
     b = est.fit(data, key=getkey(), folds=np.asarray(folds))
     np.testing.assert_array_equal(a.folds, folds)
     np.testing.assert_allclose(a.theta_rep, b.theta_rep, rtol=1e-12)
+
+
+def test_stratified_folds_spread_every_label_evenly_and_are_keyed():
+    labels = (np.arange(103) % 17 == 0).astype(int)  # 7 rows of label 1 among 103
+    folds = jc.dml.draw_folds(jr.key(0), 103, 5, 4, stratify=labels)
+    assert folds.shape == (4, 103)
+    for r in range(4):
+        f = np.asarray(folds[r])
+        sizes = np.bincount(f, minlength=5)
+        assert sizes.max() - sizes.min() <= 1
+        for label in (0, 1):
+            counts = np.bincount(f[labels == label], minlength=5)
+            assert counts.max() - counts.min() <= 1
+    assert not np.array_equal(folds[0], folds[1])
+    np.testing.assert_array_equal(folds, jc.dml.draw_folds(jr.key(0), 103, 5, 4,
+                                                           stratify=labels))
+    # traceable: the same folds under jit
+    jitted = eqx.filter_jit(lambda k, s: jc.dml.draw_folds(k, 103, 5, 4, stratify=s))
+    np.testing.assert_array_equal(jitted(jr.key(0), jnp.asarray(labels)), folds)
+
+
+def test_rare_treatment_leaves_no_training_fold_without_treated_rows():
+    # 6 treated rows in 5 folds: an unstratified split often puts two in one fold and none in
+    # another; stratified, every training fold keeps at least 4 treated rows, for every key.
+    rng = np.random.default_rng(0)
+    n = 120
+    d = np.zeros(n)
+    d[rng.choice(n, 6, replace=False)] = 1.0
+    x = rng.normal(size=(n, 2))
+    data = jc.CausalData(x[:, 0] + d + rng.normal(size=n), d, x)
+    unstratified_empty = 0
+    for i in range(20):
+        plain = np.asarray(jc.dml.draw_folds(jr.key(i), n, 5, 1))[0]
+        unstratified_empty += int(np.bincount(plain[d == 1], minlength=5).min() == 0)
+        strat = np.asarray(jc.dml.draw_folds(jr.key(i), n, 5, 1, stratify=d))[0]
+        assert np.bincount(strat[d == 1], minlength=5).min() == 1
+    assert unstratified_empty > 0
+    est = jc.dml.IRM(jc.learners.Linear(), jc.learners.Logistic(l2=1.0), n_folds=5, n_rep=2)
+    res = est.fit(data, key=jr.key(3))
+    for r in range(2):
+        assert np.bincount(np.asarray(res.folds[r])[d == 1], minlength=5).min() == 1
+    assert bool(res.checks["treated:ml_g"].all())

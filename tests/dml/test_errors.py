@@ -43,8 +43,10 @@ def test_propensities_at_zero_or_one_after_trimming(irm_data):
     est = jc.dml.IRM(None, None, trimming=0.0)
     with pytest.raises(ValueError, match="propensity scores from ml_m are 0 or 1 after trimming"):
         est.fit(irm_data, key=jr.key(0), external_predictions=ext)
-    # the default trimming keeps them inside (0, 1)
-    res = jc.dml.IRM(None, None).fit(irm_data, key=jr.key(0), external_predictions=ext)
+    # the default trimming keeps them inside (0, 1), with the overlap warnings
+    with pytest.warns(UserWarning, match="are 0 or 1 up to 1e-12 for 100.00% of the rows"):
+        with pytest.warns(UserWarning, match="clipped to the trimming bounds for 100.0% of"):
+            res = jc.dml.IRM(None, None).fit(irm_data, key=jr.key(0), external_predictions=ext)
     assert np.isfinite(res.theta).all()
 
 

@@ -8,7 +8,13 @@ from sklearn import linear_model
 
 import jaxcausal as jc
 
-from ._helpers import check_common_errors, count_compiles
+from ._helpers import (
+    as_float32,
+    badly_scaled,
+    check_common_errors,
+    count_compiles,
+    weighted_scale,
+)
 
 
 def _data(n=200, p=8, seed=0):
@@ -203,3 +209,49 @@ def test_errors(key):
         jc.learners.Lasso(tol=0.0)
     with pytest.raises(ValueError, match="needs at least n_folds=5 rows with positive weight"):
         jc.learners.LassoCV().fit(x, y, key=key, weights=jnp.zeros(20).at[:3].set(1.0))
+
+
+# float32 on badly scaled data (columns from 1e-3 to 1e5), as a user's default JAX runs it,
+# against scikit-learn's Lasso on the same raw columns in float64 (the penalty is not scale-free,
+# so the raw problem is the reference; scikit-learn's coordinate descent converges on it). The
+# descent runs on standardised columns with the penalty alpha / (scale_j * y_scale) per
+# coordinate, so the answer is the same problem's. In standardised units float32 resolves about
+# 1e-7 times the condition number (about 2), and its duality gap stops at 10 eps (1.2e-6) of the
+# target's variance; observed errors are below 1e-7, the tolerance is 1e-5.
+@pytest.mark.parametrize("alpha", [1.0, 100.0, 1000.0])
+def test_float32_on_badly_scaled_columns_matches_sklearn(alpha):
+    x, y, _, w = badly_scaled()
+    _, scale = weighted_scale(x, w)
+    y_scale = np.sqrt(np.average((y - np.average(y, weights=w)) ** 2, weights=w))
+    ref = linear_model.Lasso(alpha=alpha, tol=1e-12, max_iter=1_000_000)
+    ref.fit(x, y, sample_weight=w)
+    with jax.enable_x64(False):
+        xf, yf, wf = as_float32(x, y, w)
+        pred = jc.learners.Lasso(alpha=alpha).fit(xf, yf, weights=wf)
+        assert pred.coef.dtype == jnp.float32 and bool(pred.converged)
+        # standardisation makes the sweeps needed independent of the units
+        assert int(pred.n_iter) <= 20
+        err = np.abs(np.asarray(pred.coef, np.float64) - ref.coef_) * scale / y_scale
+        assert np.max(err) < 1e-5
+        np.testing.assert_array_equal(np.asarray(pred.coef) == 0, ref.coef_ == 0)
+        assert np.max(np.abs(np.asarray(pred(xf), np.float64) - ref.predict(x))) / y_scale < 1e-5
+
+
+def test_lasso_cv_float32_on_badly_scaled_columns_matches_sklearn():
+    x, y, _, _ = badly_scaled(n=150, seed=2)
+    learner = jc.learners.LassoCV(n_alphas=20, n_folds=3)
+    key = jr.key(7)
+    _, scale = weighted_scale(x, np.ones(150))
+    with jax.enable_x64(False):
+        xf, yf = as_float32(x, y)
+        pred = learner.fit(xf, yf, key=key)
+        # (drawn in float32 too: the uniform draws, and so the folds, depend on the precision)
+        folds = np.asarray(learner.folds(jnp.ones(150, jnp.float32), key=key))
+        ref = linear_model.LassoCV(alphas=20, cv=_sklearn_splits(folds, 3), tol=1e-12,
+                                   max_iter=1_000_000).fit(x, y)
+        np.testing.assert_allclose(pred.alphas, ref.alphas_, rtol=1e-5)
+        # the validation curves agree to float32 accuracy, so the same penalty is chosen
+        np.testing.assert_allclose(pred.mse_path, ref.mse_path_.T, rtol=1e-4)
+        assert float(pred.alpha) == pytest.approx(ref.alpha_, rel=1e-5)
+        err = np.abs(np.asarray(pred.coef, np.float64) - ref.coef_) * scale / np.std(y)
+        assert np.max(err) < 1e-5

@@ -8,7 +8,13 @@ from sklearn.linear_model import LinearRegression, Ridge
 
 import jaxcausal as jc
 
-from ._helpers import check_common_errors, count_compiles
+from ._helpers import (
+    as_float32,
+    badly_scaled,
+    check_common_errors,
+    count_compiles,
+    weighted_scale,
+)
 
 
 def _data(n=200, p=5, seed=0):
@@ -93,3 +99,77 @@ def test_errors(key):
     check_common_errors(jc.learners.Linear(), x, y, key=key)
     with pytest.raises(ValueError, match="ridge must be non-negative"):
         jc.learners.Linear(ridge=-0.1)
+
+
+# float32 on badly scaled data (columns from 1e-3 to 1e5, dollar amounts beside 0/1 indicators),
+# as a user's default JAX runs it. The reference is the float64 least-squares solution. It is
+# computed by scikit-learn on the weighted-standardised columns and mapped back (the same
+# problem): on these raw columns scikit-learn 1.9's LinearRegression itself returns -0.2 instead
+# of 2.8e5 for the 1e-3 column, even in float64. Errors are measured in standardised units
+# (coefficient times the column's spread, over the target's spread), where float32 resolves
+# about 1e-7 times the condition number (about 2 here): 1e-5 leaves a wide margin.
+F32_TOL = 1e-5
+
+
+def _std_error(coef, ref, scale, y_scale):
+    return np.max(np.abs(np.asarray(coef, np.float64) - ref) * scale / y_scale)
+
+
+@pytest.mark.parametrize("ridge", [0.0, 10.0, 1e4])
+def test_float32_on_badly_scaled_columns_matches_float64_reference(ridge):
+    x, y, _, w = badly_scaled()
+    mean, scale = weighted_scale(x, w)
+    y_scale = np.sqrt(np.average((y - np.average(y, weights=w)) ** 2, weights=w))
+    if ridge == 0:
+        ref = LinearRegression().fit((x - mean) / scale, y, sample_weight=w)
+        ref_coef, ref_pred = ref.coef_ / scale, ref.predict((x - mean) / scale)
+    else:  # the penalty makes scikit-learn's solve on the raw columns well-posed
+        ref = Ridge(alpha=ridge, solver="cholesky").fit(x, y, sample_weight=w)
+        ref_coef, ref_pred = ref.coef_, ref.predict(x)
+    with jax.enable_x64(False):
+        xf, yf, wf = as_float32(x, y, w)
+        pred = jc.learners.Linear(ridge=ridge).fit(xf, yf, weights=wf)
+        assert pred.coef.dtype == jnp.float32 and bool(pred.resolved)
+        assert _std_error(pred.coef, ref_coef, scale, y_scale) < F32_TOL
+        assert np.max(np.abs(np.asarray(pred(xf), np.float64) - ref_pred)) / y_scale < F32_TOL
+
+
+@pytest.mark.parametrize("x64", [True, False])
+def test_constant_collinear_and_huge_columns(x64):
+    x, y, _, w = badly_scaled(n=200, seed=3)
+    # a constant column at 1e5 (coefficient 0), a duplicate of the dollar column (the two share
+    # its coefficient, as minimum norm does), and a copy of it times 1e3 (collinear at another
+    # scale: predictions as scikit-learn's, coefficients split in proportion to the spreads).
+    x = np.column_stack([x, np.full(200, 1e5), x[:, 6], 1e3 * x[:, 7]])
+    mean, scale = weighted_scale(x[:, :10], w)
+    ref = LinearRegression().fit((x[:, :10] - mean) / scale, y, sample_weight=w)
+    ref_pred = ref.predict((x[:, :10] - mean) / scale)
+    y_scale = np.sqrt(np.average((y - np.average(y, weights=w)) ** 2, weights=w))
+    with jax.enable_x64(x64):
+        dtype = jnp.float64 if x64 else jnp.float32
+        xj, yj, wj = (jnp.asarray(a, dtype) for a in (x, y, w))
+        pred = jc.learners.Linear().fit(xj, yj, weights=wj)
+        coef = np.asarray(pred.coef, np.float64)
+        tol = 1e-12 if x64 else F32_TOL
+        assert coef[10] == 0.0 and int(pred.rank) == 10
+        np.testing.assert_allclose(coef[6], coef[11], rtol=tol)
+        np.testing.assert_allclose(coef[6] + coef[11], ref.coef_[6] / scale[6], rtol=10 * tol)
+        np.testing.assert_allclose(coef[7] * scale[7], coef[12] * 1e3 * scale[7], rtol=10 * tol)
+        np.testing.assert_allclose(coef[7] + 1e3 * coef[12], ref.coef_[7] / scale[7],
+                                   rtol=10 * tol)
+        assert np.max(np.abs(np.asarray(pred(xj), np.float64) - ref_pred)) / y_scale < tol
+
+
+def test_float32_warns_when_a_difference_of_collinear_columns_carries_signal():
+    # x2 = x1 + 1e-4 noise: float32 cannot resolve the difference, and y depends on it.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    x[:, 2] = x[:, 1] + 1e-4 * rng.normal(size=200)
+    y = x[:, 1] + 1e4 * (x[:, 2] - x[:, 1]) + rng.normal(size=200)
+    assert bool(jc.learners.Linear().fit(jnp.asarray(x), jnp.asarray(y)).resolved)  # float64
+    with jax.enable_x64(False):
+        xf, yf = as_float32(x, y)
+        with pytest.warns(UserWarning, match=r"depends on a difference of nearly collinear "
+                                             r"columns that float32 cannot resolve.*\[1, 2\]"):
+            pred = jc.learners.Linear().fit(xf, yf)
+        assert not bool(pred.resolved) and float(pred.lost) > 40

@@ -8,7 +8,13 @@ from sklearn.linear_model import LogisticRegression
 
 import jaxcausal as jc
 
-from ._helpers import check_common_errors, count_compiles
+from ._helpers import (
+    as_float32,
+    badly_scaled,
+    check_common_errors,
+    count_compiles,
+    weighted_scale,
+)
 
 
 def _data(n=300, p=4, seed=0):
@@ -123,3 +129,51 @@ def test_non_binary_target_raises_under_jit():
 
     with pytest.raises(Exception, match="y must be binary"):
         fit(jnp.asarray(x), jnp.asarray(y) * 2.0)
+
+
+def _newton_reference(x, d, w, l2):
+    """The penalised optimum by Newton's method in NumPy float64 on standardised columns (the
+    same problem, reparametrised: the penalty l2/2 |coef|^2 on the raw slopes becomes
+    l2 / scale_j^2 per standardised coordinate)."""
+    mean, scale = weighted_scale(x, w)
+    z = np.column_stack([np.ones(len(x)), (x - mean) / scale])
+    pen = np.concatenate([[0.0], l2 / scale**2])
+    beta = np.zeros(z.shape[1])
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-z @ beta))
+        grad = z.T @ (w * (p - d)) + pen * beta
+        hess = (z * (w * p * (1 - p))[:, None]).T @ z + np.diag(pen)
+        beta -= np.linalg.solve(hess, grad)
+    return beta[1:] / scale, 1.0 / (1.0 + np.exp(-z @ beta))
+
+
+# float32 on badly scaled data (columns from 1e-3 to 1e5), as a user's default JAX runs it,
+# against the float64 optimum: for l2 = 0 scikit-learn's on the weighted-standardised columns
+# (the same problem; its newton-cholesky solver on these raw columns falls back to lbfgs), for
+# l2 > 0 a float64 Newton solve by hand. Float32 resolves the gradient to about
+# eps * sqrt(n) ~ 2e-6, so the standardised coefficients to about 1e-5 at worst (observed:
+# 1e-7); the tolerances are 1e-5 for them and 2e-6 for the probabilities.
+@pytest.mark.parametrize("l2", [0.0, 1.0, 100.0])
+def test_float32_on_badly_scaled_columns_matches_float64_reference(l2):
+    x, _, d, w = badly_scaled()
+    mean, scale = weighted_scale(x, w)
+    # plus a constant column at 1e5, which must get the coefficient 0
+    x_const = np.column_stack([x, np.full(len(x), 1e5)])
+    if l2 == 0:
+        ref = LogisticRegression(C=np.inf, solver="newton-cholesky", tol=1e-14, max_iter=1000)
+        ref.fit((x - mean) / scale, d, sample_weight=w)
+        ref_coef, ref_prob = ref.coef_[0] / scale, ref.predict_proba((x - mean) / scale)[:, 1]
+        np.testing.assert_allclose(ref_coef, _newton_reference(x, d, w, 0.0)[0], rtol=1e-9)
+    else:
+        ref_coef, ref_prob = _newton_reference(x, d, w, l2)
+    with jax.enable_x64(False):
+        xf, df, wf = as_float32(x_const, d, w)
+        pred = jc.learners.Logistic(l2=l2).fit(xf, df, weights=wf)
+        assert pred.coef.dtype == jnp.float32 and bool(pred.converged) and bool(pred.resolved)
+        assert float(pred.coef[-1]) == 0.0
+        pred = eqx.tree_at(lambda p: p.coef, pred, pred.coef[:-1])
+        xf = xf[:, :-1]
+        # standardisation makes Newton's step count independent of the units
+        assert int(pred.n_iter) <= 6
+        assert np.max(np.abs(np.asarray(pred.coef, np.float64) - ref_coef) * scale) < 1e-5
+        assert np.max(np.abs(np.asarray(pred(xf), np.float64) - ref_prob)) < 2e-6
