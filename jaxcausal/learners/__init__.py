@@ -1,6 +1,12 @@
 """Nuisance learners: configuration in, a fitted predictor out; every `fit` is vmappable."""
 
 from ._base import AbstractLearner as AbstractLearner, AbstractPredictor as AbstractPredictor
+from ._cv import (
+    CV as CV,
+    CVPredictor as CVPredictor,
+    Stacked as Stacked,
+    default_candidates as default_candidates,
+)
 from ._flax import (
     FlaxLearner as FlaxLearner,
     FlaxNet as FlaxNet,
