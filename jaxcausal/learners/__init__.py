@@ -5,8 +5,8 @@ from ._cv import (
     CV as CV,
     CVPredictor as CVPredictor,
     Stacked as Stacked,
-    default_candidates as default_candidates,
 )
+from ._cv_grid import default_candidates as default_candidates
 from ._flax import (
     FlaxLearner as FlaxLearner,
     FlaxNet as FlaxNet,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import dataclasses
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -17,10 +16,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._checks import is_concrete
 from ._base import AbstractLearner, AbstractPredictor, prepare_xyw
-from ._lasso import LassoCV
-from ._linear import Linear
-from ._logistic import Logistic
-from ._mlp import MLP
+from ._cv_grid import check_candidates, describe, group_families
 from ._stacking import log_loss_weights, squared_error_weights
 
 _TRACES = [0]
@@ -32,79 +28,6 @@ _BATCHED = eqx.if_array(0)
 def trace_count() -> int:
     """How often the compiled fit of `CV`/`Stacked` has been traced (for no-recompilation tests)."""
     return _TRACES[0]
-
-
-def default_candidates(classifier: bool = False) -> tuple[AbstractLearner, ...]:
-    """The default grid of [`jaxcausal.learners.CV`][] and [`jaxcausal.learners.Stacked`][].
-
-    A linear model (least squares and a cross-validated Lasso for regressions, a lightly
-    penalised logistic regression for classifiers) beside MLPs of two sizes with weak and strong
-    weight decay and two learning rates. Candidates of the same size share one compiled, vmapped
-    training program.
-    """
-    lrs, wds = (1e-3, 1e-2), (1e-3, 1e-1)
-    mlps = tuple(
-        MLP(width=width, depth=depth, classifier=classifier, learning_rate=lr, weight_decay=wd,
-            max_steps=1000)
-        for width, depth in ((16, 1), (32, 2))
-        for lr in lrs
-        for wd in wds
-    )
-    if classifier:
-        return (Logistic(l2=1e-3), *mlps)
-    return (Linear(), LassoCV(n_alphas=20, n_folds=3, tol=1e-6, max_iter=1000), *mlps)
-
-
-def _describe(learner: AbstractLearner) -> str:
-    """`Name(field=value, ...)` listing the fields that differ from their defaults."""
-    parts = []
-    for f in dataclasses.fields(learner):
-        value = getattr(learner, f.name)
-        if f.default is not dataclasses.MISSING:
-            default = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
-        else:
-            default = dataclasses.MISSING
-        if eqx.is_array(value):
-            if not is_concrete(value):
-                parts.append(f"{f.name}=<traced>")
-                continue
-            host = np.asarray(value)
-            if default is not dataclasses.MISSING and np.array_equal(host, np.asarray(default)):
-                continue
-            shown = f"{host.item():g}" if host.size == 1 else f"array{host.shape}"
-            parts.append(f"{f.name}={shown}")
-        elif value is not default and value != default:
-            shown = getattr(value, "__name__", None) or repr(value)
-            parts.append(f"{f.name}={shown}")
-    return f"{type(learner).__name__}({', '.join(parts)})"
-
-
-def _family_key(learner: AbstractLearner):
-    """What candidates must share to be stacked and fitted in one `vmap`: everything except the
-    values of their array fields."""
-    dynamic, static = eqx.partition(learner, eqx.is_array)
-    leaves, treedef = jax.tree.flatten(dynamic)
-    static_leaves, static_def = jax.tree.flatten(static)
-    return (treedef, tuple((a.shape, a.dtype) for a in leaves), static_def, static_leaves)
-
-
-def _families(candidates: Sequence[AbstractLearner]) -> list[list[int]]:
-    """Candidate indices grouped into families, in order of first appearance."""
-    keys, groups = [], []
-    for i, c in enumerate(candidates):
-        k = _family_key(c)
-        for j, other in enumerate(keys):
-            if other[:3] == k[:3] and len(other[3]) == len(k[3]) and all(
-                a is b or a == b for a, b in zip(other[3], k[3])
-            ):
-                groups[j].append(i)
-                break
-        else:
-            keys.append(k)
-            groups.append([i])
-    return groups
 
 
 class CVPredictor(AbstractPredictor):
@@ -284,7 +207,7 @@ def _fit_cv(learner: AbstractCrossValidated, x, y, w, key):
         # (one compiled training program per family), with the learner's own key.
         train_w = jnp.concatenate([train_w, w[None, :]])
         keys = jnp.concatenate([keys, key[None]])
-    families = _families(learner.candidates)
+    families = group_families(learner.candidates)
     oof = [None] * len(learner.candidates)
     fitted = []
     for family in families:
@@ -331,33 +254,6 @@ def _fit_cv(learner: AbstractCrossValidated, x, y, w, key):
     )
 
 
-def _check_candidates(candidates, classifier, who) -> tuple[AbstractLearner, ...]:
-    if candidates is None:
-        return default_candidates(bool(classifier))
-    candidates = tuple(candidates)
-    if not candidates:
-        raise ValueError(f"candidates of {who} is empty; give at least one learner")
-    for i, cand in enumerate(candidates):
-        if not isinstance(cand, AbstractLearner):
-            raise TypeError(f"candidates[{i}] must be a jaxcausal learner; got {cand!r}")
-    kinds = {cand.is_classifier for cand in candidates}
-    if len(kinds) > 1:
-        shown = ", ".join(
-            f"{_describe(c)}: {'classifier' if c.is_classifier else 'regressor'}"
-            for c in candidates
-        )
-        raise ValueError(
-            f"candidates of {who} mix classifiers and regressors ({shown}); they must all "
-            "predict the same kind of target"
-        )
-    if classifier is not None and bool(classifier) != candidates[0].is_classifier:
-        raise ValueError(
-            f"classifier={classifier} but the candidates are "
-            f"{'classifiers' if candidates[0].is_classifier else 'regressors'}"
-        )
-    return candidates
-
-
 def _check_folds(n_folds) -> None:
     if not isinstance(n_folds, int) or n_folds < 2:
         raise ValueError(f"n_folds must be an integer of at least 2, got {n_folds!r}")
@@ -385,8 +281,8 @@ class CV(AbstractCrossValidated):
 
     - `candidates`: the learners to choose from (default
       [`jaxcausal.learners.default_candidates`][]: least squares, a cross-validated Lasso and
-      eight MLPs; for classifiers a logistic regression and eight MLP classifiers). All must be
-      regressors or all classifiers.
+      four small MLPs; for classifiers a logistic regression and four MLP classifiers).
+      All must be regressors or all classifiers.
     - `classifier`: with `candidates=None`, use the classifier grid.
     - `n_folds`: inner folds, at least 2.
     - `refit`: refit the winner on all weighted rows (`True`) or average its inner-fold models.
@@ -416,10 +312,10 @@ class CV(AbstractCrossValidated):
         refit: bool = True,
     ):
         _check_folds(n_folds)
-        self.candidates = _check_candidates(candidates, classifier, "CV")
+        self.candidates = check_candidates(candidates, classifier, "CV")
         self.n_folds = n_folds
         self.refit = bool(refit)
-        self.names = tuple(_describe(c) for c in self.candidates)
+        self.names = tuple(describe(c) for c in self.candidates)
 
     def candidate_weights(self, oof, y, w, losses):
         return jax.nn.one_hot(jnp.argmin(losses), losses.shape[0], dtype=oof.dtype)
@@ -463,11 +359,11 @@ class Stacked(AbstractCrossValidated):
         _check_folds(n_folds)
         if not isinstance(max_iter, int) or max_iter < 1:
             raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
-        self.candidates = _check_candidates(candidates, classifier, "Stacked")
+        self.candidates = check_candidates(candidates, classifier, "Stacked")
         self.n_folds = n_folds
         self.refit = bool(refit)
         self.max_iter = max_iter
-        self.names = tuple(_describe(c) for c in self.candidates)
+        self.names = tuple(describe(c) for c in self.candidates)
 
     def candidate_weights(self, oof, y, w, losses):
         valid = jnp.isfinite(losses)

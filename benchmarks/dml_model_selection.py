@@ -1,0 +1,214 @@
+r"""PLR with the default `MLP()` nuisances against `CV()` and `Stacked()` model selection, on
+data-generating processes that none of the defaults was chosen on.
+
+Each generator draws `(CausalData, theta)` from a key; every study is one `jc.dml.simulate` call
+(all data sets of a generator in one compiled program, sharded over the CPU devices). PLR uses 5
+cross-fitting folds and one repetition; `CV`/`Stacked` select inside every fold on 3 inner folds.
+The table reports bias (and bias over the mean standard error), RMSE, the standard deviation of
+the estimates against the mean se, coverage of the 95 % interval, and the time of the study and
+of one fit (first call with compilation, then warm).
+
+Generators (theta = 0.5; covariates, first-stage noise and outcome noise independent):
+
+- `threshold` (non-smooth, n = 1000, p = 10, uniform covariates): treatment and outcome
+  confounded through indicator functions and a kink,
+  $m(x) = 0.6\,1\{x_1 > 0\} + 0.4\,1\{x_2 > 0.3\} + 0.3 |x_3|$,
+  $g(x) = 1\{x_1 > 0\}(1 + 0.5 x_4) + 0.6\,1\{x_2 > 0.3\} - 0.5 |x_3|$.
+- `sparse_hd` (linear, sparse, high-dimensional: n = 500, p = 100, Toeplitz(0.7) normal
+  covariates): six active covariates in each equation, three of them shared.
+- `interactions` (smooth, interaction-heavy, n = 2000, p = 20, normal covariates): products and
+  smooth functions of pairs, $m(x) = \tanh(x_1 x_2) + 0.5 \sin(x_3) x_4 + 0.3 x_5$,
+  $g(x) = 0.5 x_1 x_3 + \cos(x_2) x_4 + 0.5 \tanh(x_1 + x_5) + 0.3 x_2 x_6$.
+- `small_smooth` (n = 250, p = 5, normal covariates):
+  $m(x) = \sigma(3 x_1) - 0.5 + 0.3 (x_2^2 - 1)$, $g(x) = x_1^2 + \sin(2 x_2) + 0.5 x_3$.
+
+Full run (idle 2-core CPU, expected about 80 minutes):
+
+    XLA_FLAGS=--xla_force_host_platform_device_count=2 python benchmarks/dml_model_selection.py \
+        --n-sims 100 --out benchmarks/results/dml_model_selection.json
+
+Check run (a few data sets): `python benchmarks/dml_model_selection.py --n-sims 4`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+import jaxcausal as jc
+
+THETA = 0.5
+
+
+def _data(y, d, x):
+    names = tuple(f"X{i + 1}" for i in range(x.shape[1]))
+    return jc.CausalData(y, d, x, y_name="y", t_names=("d",), x_names=names)
+
+
+def _ind(a):
+    return (a > 0).astype(a.dtype)
+
+
+def threshold(key, n_obs=1000, dim_x=10):
+    kx, kv, ke = jr.split(key, 3)
+    x = jr.uniform(kx, (n_obs, dim_x), minval=-1.0, maxval=1.0)
+    m = 0.6 * _ind(x[:, 0]) + 0.4 * _ind(x[:, 1] - 0.3) + 0.3 * jnp.abs(x[:, 2])
+    g = _ind(x[:, 0]) * (1.0 + 0.5 * x[:, 3]) + 0.6 * _ind(x[:, 1] - 0.3) - 0.5 * jnp.abs(x[:, 2])
+    d = m + jr.normal(kv, (n_obs,))
+    return _data(THETA * d + g + jr.normal(ke, (n_obs,)), d, x), THETA
+
+
+def sparse_hd(key, n_obs=500, dim_x=100):
+    kx, kv, ke = jr.split(key, 3)
+    lags = jnp.abs(jnp.arange(dim_x)[:, None] - jnp.arange(dim_x)[None, :])
+    chol = jnp.linalg.cholesky(jnp.power(0.7, lags.astype(jnp.result_type(float))))
+    x = jr.normal(kx, (n_obs, dim_x)) @ chol.T
+    beta_m = jnp.zeros(dim_x).at[jnp.array([0, 3, 7, 12, 40, 77])].set(
+        jnp.array([0.8, -0.6, 0.5, 0.4, -0.3, 0.3]))
+    beta_g = jnp.zeros(dim_x).at[jnp.array([0, 3, 7, 25, 50, 90])].set(
+        jnp.array([1.0, 0.7, -0.5, 0.6, 0.4, -0.4]))
+    d = x @ beta_m + jr.normal(kv, (n_obs,))
+    return _data(THETA * d + x @ beta_g + jr.normal(ke, (n_obs,)), d, x), THETA
+
+
+def interactions(key, n_obs=2000, dim_x=20):
+    kx, kv, ke = jr.split(key, 3)
+    x = jr.normal(kx, (n_obs, dim_x))
+    m = jnp.tanh(x[:, 0] * x[:, 1]) + 0.5 * jnp.sin(x[:, 2]) * x[:, 3] + 0.3 * x[:, 4]
+    g = (0.5 * x[:, 0] * x[:, 2] + jnp.cos(x[:, 1]) * x[:, 3] + 0.5 * jnp.tanh(x[:, 0] + x[:, 4])
+         + 0.3 * x[:, 1] * x[:, 5])
+    d = m + jr.normal(kv, (n_obs,))
+    return _data(THETA * d + g + jr.normal(ke, (n_obs,)), d, x), THETA
+
+
+def small_smooth(key, n_obs=250, dim_x=5):
+    kx, kv, ke = jr.split(key, 3)
+    x = jr.normal(kx, (n_obs, dim_x))
+    m = jax.nn.sigmoid(3.0 * x[:, 0]) - 0.5 + 0.3 * (x[:, 1] ** 2 - 1.0)
+    g = x[:, 0] ** 2 + jnp.sin(2.0 * x[:, 1]) + 0.5 * x[:, 2]
+    d = m + jr.normal(kv, (n_obs,))
+    return _data(THETA * d + g + jr.normal(ke, (n_obs,)), d, x), THETA
+
+
+GENERATORS = {"threshold": threshold, "sparse_hd": sparse_hd, "interactions": interactions,
+              "small_smooth": small_smooth}
+METHODS = {
+    "MLP()": jc.learners.MLP,
+    "CV()": jc.learners.CV,
+    "Stacked()": jc.learners.Stacked,
+}
+
+
+def _one_fit_times(est, dgp):
+    """Seconds of a first fit (compilation included) and of a second, warm fit."""
+    fit = jax.jit(lambda k: est.fit(dgp(k)[0], key=k).theta)
+    times = []
+    for k in (jr.key(10_000), jr.key(10_001)):
+        start = time.perf_counter()
+        jax.block_until_ready(fit(k))
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def run(gen_name, method, n_sims, key):
+    learner = METHODS[method]()
+    est = jc.dml.PLR(learner, learner, n_folds=5, n_rep=1)
+    dgp = GENERATORS[gen_name]
+    start = time.perf_counter()
+    table = jc.dml.simulate(est, dgp, key=key, n_sims=n_sims)
+    study_s = time.perf_counter() - start
+    first_s, warm_s = _one_fit_times(est, dgp)
+    row = table.loc["d"]
+    n_ok = int(row["n_sims"] - row["n_failed"])
+    out = {
+        "generator": gen_name, "method": method, "n_sims": int(row["n_sims"]),
+        "n_failed": int(row["n_failed"]), "bias": float(row["bias"]),
+        "bias_over_se": float(row["bias_over_se"]),
+        # Monte Carlo standard error of the bias, in units of the mean se
+        "mc_se_bias_over_se": float(row["sd"] / np.sqrt(max(n_ok, 1)) / row["mean_se"]),
+        "rmse": float(row["rmse"]), "sd": float(row["sd"]), "mean_se": float(row["mean_se"]),
+        "coverage": float(row["coverage"]), "study_s": study_s, "fit_first_s": first_s,
+        "fit_warm_s": warm_s,
+    }
+    print(json.dumps(out), flush=True)
+    return out
+
+
+def _table(rows):
+    head = ("| generator | nuisances | bias / se (± MC se) | coverage | RMSE | sd / mean se | "
+            "study (s) | one fit: first / warm (s) |")
+    lines = [head, "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(
+            f"| {r['generator']} | {r['method']} | {r['bias_over_se']:+.2f} "
+            f"(± {r['mc_se_bias_over_se']:.2f}) | {r['coverage']:.2f} | {r['rmse']:.4f} | "
+            f"{r['sd'] / r['mean_se']:.2f} | {r['study_s']:.0f} | "
+            f"{r['fit_first_s']:.1f} / {r['fit_warm_s']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def _figure(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gens = list(dict.fromkeys(r["generator"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    width = 0.8 / len(methods)
+    for j, m in enumerate(methods):
+        sel = {r["generator"]: r for r in rows if r["method"] == m}
+        pos = np.arange(len(gens)) + (j - (len(methods) - 1) / 2) * width
+        bias = [abs(sel[g]["bias_over_se"]) if g in sel else np.nan for g in gens]
+        err = [2 * sel[g]["mc_se_bias_over_se"] if g in sel else 0 for g in gens]
+        cov = [sel[g]["coverage"] if g in sel else np.nan for g in gens]
+        axes[0].bar(pos, bias, width, yerr=err, label=m)
+        axes[1].bar(pos, cov, width, label=m)
+    axes[0].axhline(0.3, color="k", ls="--", lw=1)
+    axes[0].set_ylabel("|bias| / se")
+    axes[1].axhspan(0.93, 0.97, color="0.85", zorder=0)
+    axes[1].axhline(0.95, color="k", ls="--", lw=1)
+    axes[1].set_ylim(0.0, 1.0)
+    axes[1].set_ylabel("coverage of the 95 % interval")
+    for ax in axes:
+        ax.set_xticks(np.arange(len(gens)), gens, rotation=15)
+    axes[0].legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n-sims", type=int, default=100)
+    parser.add_argument("--generators", nargs="*", default=list(GENERATORS))
+    parser.add_argument("--methods", nargs="*", default=list(METHODS))
+    parser.add_argument("--out", default=None, help="JSON file for the results")
+    parser.add_argument("--figure", default=None, help="PNG file for the figure")
+    args = parser.parse_args()
+    rows = []
+    for i, gen in enumerate(args.generators):
+        for method in args.methods:
+            # the same data sets for every method of a generator
+            rows.append(run(gen, method, args.n_sims, jr.key(2025 + i)))
+    print(_table(rows))
+    if args.out:
+        meta = {"devices": [str(d) for d in jax.devices()], "jax": jax.__version__,
+                "machine": platform.processor() or platform.machine(), "n_sims": args.n_sims}
+        with open(args.out, "w") as f:
+            json.dump({"meta": meta, "rows": rows}, f, indent=1)
+    if args.figure:
+        _figure(rows, args.figure)
+
+
+if __name__ == "__main__":
+    main()
