@@ -25,9 +25,12 @@ Generators (theta = 0.5; covariates, first-stage noise and outcome noise indepen
 Full run (idle 2-core CPU, expected about 80 minutes):
 
     XLA_FLAGS=--xla_force_host_platform_device_count=2 python benchmarks/dml_model_selection.py \
-        --n-sims 100 --out benchmarks/results/dml_model_selection.json
+        --n-sims 100 --out benchmarks/results/dml_model_selection.json \
+        --figure benchmarks/results/dml_model_selection.png
 
-Check run (a few data sets): `python benchmarks/dml_model_selection.py --n-sims 4`.
+Check run (a few data sets): `python benchmarks/dml_model_selection.py --n-sims 4`. The
+cost of one vmapped MLP family per width (why `CV` does not pad every width to the largest):
+`python benchmarks/dml_model_selection.py --width-cost`.
 """
 
 from __future__ import annotations
@@ -141,6 +144,42 @@ def run(gen_name, method, n_sims, key):
     return out
 
 
+def width_costs(widths=(16, 32, 64), n_obs=400, dim_x=10):
+    """Why `CV` fits one vmapped program per network size instead of padding every width to the
+    largest: the warm time of a family of eight MLPs (learning rates x weight decays) on 4 masks
+    (3 inner folds + the refit), per width, and its compilation."""
+    x = jr.normal(jr.key(0), (n_obs, dim_x))
+    y = jnp.sin(2.0 * x[:, 0]) + x[:, 1] ** 2 + 0.5 * jr.normal(jr.key(1), (n_obs,))
+    masks = (jnp.arange(n_obs)[None, :] % 4 != jnp.arange(4)[:, None]).astype(x.dtype)
+    masks = masks.at[3].set(1.0)
+    lrs = jnp.repeat(jnp.array([1e-3, 3e-3, 1e-2, 3e-2]), 2)
+    wds = jnp.tile(jnp.array([0.1, 1.0]), 4)
+    out = []
+    for width in widths:
+        def fit(lr, wd, w, k, width=width):
+            mlp = jc.learners.MLP(width=width, depth=1, learning_rate=lr, weight_decay=wd,
+                                  max_steps=1000)
+            return mlp.fit(x, y, key=k, weights=w)(x)
+
+        fam = jax.jit(jax.vmap(jax.vmap(fit, (None, None, 0, 0)), (0, 0, None, None)))
+        keys = jr.split(jr.key(2), 4)
+        start = time.perf_counter()
+        compiled = fam.lower(lrs, wds, masks, keys).compile()
+        compile_s = time.perf_counter() - start
+        jax.block_until_ready(compiled(lrs, wds, masks, keys))
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(lrs, wds, masks, keys))
+        row = {"width": width, "compile_s": compile_s, "warm_s": time.perf_counter() - start}
+        print(json.dumps(row), flush=True)
+        out.append(row)
+    per_width = sum(r["warm_s"] for r in out)
+    padded = len(out) * out[-1]["warm_s"]
+    print(f"one vmap per width: {per_width:.2f} s warm + {sum(r['compile_s'] for r in out):.1f} s "
+          f"compile; all padded to width {out[-1]['width']}: about {padded:.2f} s warm + "
+          f"{out[-1]['compile_s']:.1f} s compile")
+    return {"rows": out, "per_width_warm_s": per_width, "padded_warm_s_estimate": padded}
+
+
 def _table(rows):
     head = ("| generator | nuisances | bias / se (± MC se) | coverage | RMSE | sd / mean se | "
             "study (s) | one fit: first / warm (s) |")
@@ -194,7 +233,24 @@ def main():
     parser.add_argument("--methods", nargs="*", default=list(METHODS))
     parser.add_argument("--out", default=None, help="JSON file for the results")
     parser.add_argument("--figure", default=None, help="PNG file for the figure")
+    parser.add_argument("--plot-only", default=None, metavar="JSON",
+                        help="redraw --figure from the rows of an earlier --out file")
+    parser.add_argument("--width-cost", action="store_true",
+                        help="only time one MLP family per width (vmap per width vs padding)")
     args = parser.parse_args()
+    if args.plot_only:
+        with open(args.plot_only) as f:
+            rows = json.load(f)["rows"]
+        print(_table(rows))
+        if args.figure:
+            _figure(rows, args.figure)
+        return
+    if args.width_cost:
+        costs = width_costs()
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump(costs, f, indent=1)
+        return
     rows = []
     for i, gen in enumerate(args.generators):
         for method in args.methods:
