@@ -252,10 +252,10 @@ def main():
                 json.dump(costs, f, indent=1)
         return
     rows = []
-    for i, gen in enumerate(args.generators):
+    for gen in args.generators:
         for method in args.methods:
-            # the same data sets for every method of a generator
-            rows.append(run(gen, method, args.n_sims, jr.key(2025 + i)))
+            # the same data sets for every method of a generator, whichever generators run
+            rows.append(run(gen, method, args.n_sims, jr.key(2025 + list(GENERATORS).index(gen))))
     print(_table(rows))
     if args.out:
         meta = {"devices": [str(d) for d in jax.devices()], "jax": jax.__version__,
