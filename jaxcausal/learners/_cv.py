@@ -11,7 +11,6 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-import pandas as pd
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._checks import is_concrete
@@ -69,13 +68,17 @@ class CVPredictor(AbstractPredictor):
         """Index of the candidate with the largest weight (the winner of `CV`)."""
         return jnp.argmax(self.weights, axis=-1)
 
-    def summary(self) -> pd.DataFrame:
+    def summary(self):
         """One row per candidate: out-of-fold `loss`, its `weight` and whether it is `best`.
 
         For a predictor batched by `vmap` (one per cross-fitting fold, say), `loss` and `weight`
         are means over the batch and `best` becomes `best_share`, the share of fits in which the
         candidate had the largest weight.
+
+        **Returns:** a `pandas.DataFrame` indexed by the candidates' descriptions.
         """
+        import pandas as pd  # only for the table: importing the learners stays cheap
+
         losses = np.asarray(self.losses).reshape(-1, len(self.names))
         weights = np.asarray(self.weights).reshape(-1, len(self.names))
         best = np.argmax(weights, axis=1)
