@@ -22,9 +22,11 @@ Generators (theta = 0.5; covariates, first-stage noise and outcome noise indepen
 - `small_smooth` (n = 250, p = 5, normal covariates):
   $m(x) = \sigma(3 x_1) - 0.5 + 0.3 (x_2^2 - 1)$, $g(x) = x_1^2 + \sin(2 x_2) + 0.5 x_3$.
 
-Full run (idle 2-core CPU, expected about 80 minutes):
+Full run (idle 2-core CPU, expected about 80 minutes; `JAXCAUSAL_CACHE=0` so that first calls
+include their compilation instead of reading it from the persistent cache of an earlier run):
 
-    XLA_FLAGS=--xla_force_host_platform_device_count=2 python benchmarks/dml_model_selection.py \
+    JAXCAUSAL_CACHE=0 XLA_FLAGS=--xla_force_host_platform_device_count=2 \
+        python benchmarks/dml_model_selection.py \
         --n-sims 100 --out benchmarks/results/dml_model_selection.json \
         --figure benchmarks/results/dml_model_selection.png
 
@@ -37,7 +39,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import subprocess
+import sys
 import time
 
 import jax
@@ -125,7 +130,7 @@ def run(gen_name, method, n_sims, key):
     est = jc.dml.PLR(learner, learner, n_folds=5, n_rep=1)
     dgp = GENERATORS[gen_name]
     start = time.perf_counter()
-    table = jc.dml.simulate(est, dgp, key=key, n_sims=n_sims)
+    table = jc.dml.simulate(est, dgp, key=key, n_sims=n_sims, progress=False)
     study_s = time.perf_counter() - start
     first_s, warm_s = _one_fit_times(est, dgp)
     row = table.loc["d"]
@@ -178,6 +183,18 @@ def width_costs(widths=(16, 32, 64), n_obs=400, dim_x=10):
           f"compile; all padded to width {out[-1]['width']}: about {padded:.2f} s warm + "
           f"{out[-1]['compile_s']:.1f} s compile")
     return {"rows": out, "per_width_warm_s": per_width, "padded_warm_s_estimate": padded}
+
+
+def run_isolated(gen_name, method, n_sims):
+    """`run` in a fresh Python process: compile times are not helped by programs an earlier study
+    left in memory, and a study that stalls cannot hold up the others (one did, once, in a long
+    shared process on a loaded machine)."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--in-process", "--n-sims", str(n_sims),
+           "--generators", gen_name, "--methods", method]
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    print(json.dumps(rows[0]), flush=True)
+    return rows[0]
 
 
 def _table(rows):
@@ -233,6 +250,8 @@ def main():
     parser.add_argument("--methods", nargs="*", default=list(METHODS))
     parser.add_argument("--out", default=None, help="JSON file for the results")
     parser.add_argument("--figure", default=None, help="PNG file for the figure")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run every study in this process (default: one process each)")
     parser.add_argument("--plot-only", default=None, metavar="JSON",
                         help="redraw --figure from the rows of an earlier --out file")
     parser.add_argument("--width-cost", action="store_true",
@@ -254,9 +273,14 @@ def main():
     rows = []
     for gen in args.generators:
         for method in args.methods:
-            # the same data sets for every method of a generator, whichever generators run
-            rows.append(run(gen, method, args.n_sims, jr.key(2025 + list(GENERATORS).index(gen))))
-    print(_table(rows))
+            if args.in_process:
+                # the same data sets for every method of a generator, whichever generators run
+                key = jr.key(2025 + list(GENERATORS).index(gen))
+                rows.append(run(gen, method, args.n_sims, key))
+            else:
+                rows.append(run_isolated(gen, method, args.n_sims))
+    if len(rows) > 1 or not args.in_process:
+        print(_table(rows))
     if args.out:
         meta = {"devices": [str(d) for d in jax.devices()], "jax": jax.__version__,
                 "machine": platform.processor() or platform.machine(), "n_sims": args.n_sims}
