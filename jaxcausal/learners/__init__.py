@@ -3,6 +3,12 @@
 from typing import TYPE_CHECKING
 
 from ._base import AbstractLearner as AbstractLearner, AbstractPredictor as AbstractPredictor
+from ._cv import (
+    CV as CV,
+    CVPredictor as CVPredictor,
+    Stacked as Stacked,
+)
+from ._cv_grid import default_candidates as default_candidates
 from ._lasso import (
     Lasso as Lasso,
     LassoCV as LassoCV,
