@@ -4,6 +4,8 @@ solution, and checks that name what went wrong."""
 from __future__ import annotations
 
 import abc
+import dataclasses
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +17,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import is_concrete
 from .._data import CausalData
+from . import _cluster
 from ._crossfit import (
     check_folds,
     covariates_per_treatment,
@@ -23,9 +26,11 @@ from ._crossfit import (
 )
 from ._inference import solve_linear_score
 from ._result import DMLResult
+from ._sensitivity import finalize_elements
 
 _TRACES = [0]
-_PRIORITY = {"treated": 0, "untreated": 0, "finite": 1, "propensity": 2}
+_PRIORITY = {"treated": 0, "untreated": 0, "z0": 0, "z1": 0, "level": 0, "finite": 1,
+             "propensity": 2}
 
 
 def trace_count() -> int:
@@ -41,6 +46,10 @@ class Nuisance(eqx.Module):
     predictions: dict[str, Array]
     losses: dict[str, Array]
     checks: dict[str, Array]
+    # Models whose coefficients are not one per treatment column (APOS: one per treatment
+    # level) name them here.
+    t_names: tuple[str, ...] | None = eqx.field(static=True, default=None)
+    levels: tuple[float, ...] | None = eqx.field(static=True, default=None)
 
 
 class AbstractDML(eqx.Module):
@@ -69,7 +78,20 @@ class AbstractDML(eqx.Module):
         key: PRNGKeyArray,
         external: dict[str, Array],
     ) -> Nuisance:
-        """Cross-fits the nuisances (inside the compiled fit) and returns the score elements."""
+        """Cross-fits the nuisances (inside the compiled fit) and returns the score elements.
+
+        Models that support clustered data also take `train`, the training masks
+        `(n_rep, n_cells, n)` (with two-way clustering not the complement of `test`)."""
+
+    def sensitivity_elements(
+        self, data: CausalData, nuisance: Nuisance, theta: Float[Array, "k n_rep"]
+    ) -> dict[str, Array] | None:
+        """The elements of the sensitivity analysis, computed inside the compiled fit from the
+        cross-fitted predictions: `{"sigma2": (k, n_rep), "nu2": (k, n_rep), "psi_sigma2":
+        (k, n_rep, n), "psi_nu2": (k, n_rep, n), "riesz_rep": (k, n_rep, n)}` (see
+        `jaxcausal/dml/_sensitivity.py`), or `None` where the model has no sensitivity analysis.
+        """
+        return None
 
     def fit(
         self,
@@ -109,10 +131,14 @@ class AbstractDML(eqx.Module):
                 "row per fold"
             )
         self.check_data(data)
-        if folds is not None:
+        if data.cluster is not None:
+            folds = _check_cluster(self, data, folds)
+        elif folds is not None:
             folds = check_folds(folds, n, self.n_folds, self.n_rep)
         external = _external(external_predictions, self.learner_names, data, self.n_rep)
         result = _fit_compiled(self, data, folds, key, external)
+        # The configuration and key of the fit, for refits (sensitivity_benchmark).
+        result = dataclasses.replace(result, model=self, key=key)
         if not throw:
             return result
         if is_concrete(result.theta_rep):
@@ -120,7 +146,7 @@ class AbstractDML(eqx.Module):
             for name in sorted(result.checks, key=lambda c: (_PRIORITY.get(c.split(":")[0], 3), c)):
                 value = np.asarray(result.checks[name])
                 if not value.all():
-                    raise ValueError(_message(name, value, data.t_names))
+                    raise ValueError(_message(name, value, result.t_names))
             return result
         ok = result.ok
         theta = eqx.error_if(
@@ -136,12 +162,22 @@ def _fit_compiled(model: AbstractDML, data: CausalData, folds, key, external) ->
     _TRACES[0] += 1
     k_folds, k_fit = jr.split(key)
     n = data.y.shape[-1]
-    if folds is None:
-        folds = draw_folds(k_folds, n, model.n_folds, model.n_rep)
-    test = holdout_masks(folds, model.n_folds).astype(data.y.dtype)
     xs = covariates_per_treatment(data.x, data.t)
-    out = model.nuisance(data, xs, test, k_fit, external)
-    theta, se, psi = solve_linear_score(out.psi_a, out.psi_b)
+    cluster = None
+    if data.cluster is None:
+        if folds is None:
+            folds = draw_folds(k_folds, n, model.n_folds, model.n_rep)
+        test = holdout_masks(folds, model.n_folds).astype(data.y.dtype)
+        out = model.nuisance(data, xs, test, k_fit, external)
+        theta, se, psi = solve_linear_score(out.psi_a, out.psi_b)
+    else:
+        cluster = _cluster.cluster_folds(k_folds, data.cluster.T, model.n_folds, model.n_rep,
+                                         folds)
+        folds = cluster.cells
+        test, train = (m.astype(data.y.dtype) for m in _cluster.masks(cluster))
+        out = model.nuisance(data, xs, test, k_fit, external, train=train)
+        theta, se, psi = _cluster.solve_cluster_score(out.psi_a, out.psi_b, cluster)
+    sens = model.sensitivity_elements(data, out, theta)
     return DMLResult(
         theta_rep=theta,
         se_rep=se,
@@ -152,8 +188,25 @@ def _fit_compiled(model: AbstractDML, data: CausalData, folds, key, external) ->
         losses=out.losses,
         folds=folds,
         checks=out.checks,
-        t_names=data.t_names,
+        t_names=data.t_names if out.t_names is None else out.t_names,
+        sensitivity_elements=None if sens is None else finalize_elements(sens),
+        cluster=cluster,
+        levels=out.levels,
     )
+
+
+def _check_cluster(model: AbstractDML, data: CausalData, folds: Any) -> Any:
+    """Host-side checks for clustered data; returns validated cluster folds (or None)."""
+    if "train" not in inspect.signature(model.nuisance).parameters:
+        raise ValueError(
+            f"data has cluster variables {data.cluster_names}, but {type(model).__name__} does "
+            "not support clustered data (PLR and PLIV do)"
+        )
+    codes = data.cluster.T
+    _cluster.check_n_clusters(codes, model.n_folds, data.cluster_names)
+    if folds is None:
+        return None
+    return _cluster.check_cluster_folds(folds, codes, model.n_folds, model.n_rep)
 
 
 def _as_krn(value: Any, name: str, k: int, n_rep: int, n: int, dtype) -> Array:
@@ -223,6 +276,19 @@ def _message(name: str, value: np.ndarray, t_names: tuple[str, ...]) -> str:
         return (
             f"a training fold has no {kind} unit ({treatment}{rep}{fold}); {learner} cannot be "
             "fitted there: use fewer folds or more data"
+        )
+    if kind in ("z0", "z1"):
+        fold = f", fold {where[2]}" if where.size > 2 else ""
+        return (
+            f"a training fold has no row with instrument z = {kind[1]} ({treatment}{rep}{fold}); "
+            f"{learner} cannot be fitted there: use fewer folds or more data"
+        )
+    if kind == "level":
+        fold = f", fold {where[2]}" if where.size > 2 else ""
+        return (
+            f"treatment level {learner} does not occur in the training rows ({treatment}{rep}"
+            f"{fold}); its outcome regression cannot be fitted there: use fewer folds, or drop "
+            "the level from treatment_levels"
         )
     return f"check {name} failed"
 
