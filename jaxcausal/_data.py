@@ -179,7 +179,9 @@ class CausalData(eqx.Module):
             raise TypeError(f"df must be a pandas DataFrame; got {type(df).__name__}")
         t_cols = [t] if isinstance(t, str) else list(t)
         z_cols = None if z is None else ([z] if isinstance(z, str) else list(z))
-        c_cols = None if cluster is None else ([cluster] if isinstance(cluster, str) else list(cluster))
+        c_cols = (
+            None if cluster is None else [cluster] if isinstance(cluster, str) else list(cluster)
+        )
         if c_cols is not None:
             missing = [c for c in c_cols if c not in df.columns]
             if missing:

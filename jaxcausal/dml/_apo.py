@@ -212,7 +212,8 @@ class APOS(_APOBase):
             raise ValueError(
                 "APOS takes no external_predictions; fit jc.dml.APO per level with them"
             )
-        return self._crossfit_levels(data, self.treatment_levels, test, key, external, True)
+        return self._crossfit_levels(data, self.treatment_levels, test, key, external,
+                                     named=True)
 
     # --- sensitivity analysis (issue 14) ---
     def sensitivity_elements(self, data, nuisance, theta):
@@ -220,13 +221,13 @@ class APOS(_APOBase):
 
 
 def causal_contrast(res: DMLResult, reference_levels: Any) -> DMLResult:
-    """[`jaxcausal.dml.DMLResult.causal_contrast`][]: DoubleML's `DoubleMLAPOS.causal_contrast`.
+    r"""[`jaxcausal.dml.DMLResult.causal_contrast`][]: DoubleML's `DoubleMLAPOS.causal_contrast`.
 
-    For level $i$ and reference $r$: $\\hat\\theta_i - \\hat\\theta_r$ with the difference of the
-    scaled scores $\\psi_i/\\overline{\\psi_{a,i}} - \\psi_r/\\overline{\\psi_{a,r}}$ (standard error
-    $\\sqrt{\\overline{\\Delta\\psi^2}/n}$) and the contrast's sensitivity elements
-    $\\sigma^2 = (\\sigma^2_i + \\sigma^2_r)/2$, $\\nu^2 = \\nu^2_i + \\nu^2_r$ (DoubleML's sharper
-    bound for a shared outcome regression).
+    For level $i$ and reference $r$: $\hat\theta_i - \hat\theta_r$ with the difference of the
+    scaled scores $\psi_i/\overline{\psi_{a,i}} - \psi_r/\overline{\psi_{a,r}}$ (standard
+    error $\sqrt{\overline{\Delta\psi^2}/n}$) and the contrast's sensitivity elements
+    $\sigma^2 = (\sigma^2_i + \sigma^2_r)/2$, $\nu^2 = \nu^2_i + \nu^2_r$ (DoubleML's
+    sharper bound for a shared outcome regression).
     """
     if res.levels is None:
         raise ValueError("causal_contrast needs the result of a jc.dml.APOS fit")

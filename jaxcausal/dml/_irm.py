@@ -142,7 +142,7 @@ class IRM(AbstractDML):
 
 
 def ipw_elements(y_resid, riesz, m_alpha):
-    """Sensitivity elements from the outcome residual, the Riesz representer and
+    r"""Sensitivity elements from the outcome residual, the Riesz representer and
     $m(W; \alpha)$ (the functional applied to the representer), with the orthogonal
     $\nu^2 = E[2 m(W;\alpha) - \alpha^2]$."""
     sigma2 = jnp.mean(y_resid**2, axis=-1)

@@ -55,7 +55,9 @@ def finalize_elements(elements: dict[str, Array]) -> dict[str, Array]:
     """Checks a model's elements and applies DoubleML's fallback for a non-positive $\\nu^2$."""
     missing = [name for name in ELEMENT_NAMES if name not in elements]
     if missing:
-        raise ValueError(f"sensitivity_elements must return the keys {ELEMENT_NAMES}; missing {missing}")
+        raise ValueError(
+            f"sensitivity_elements must return the keys {ELEMENT_NAMES}; missing {missing}"
+        )
     nu2, rr = elements["nu2"], elements["riesz_rep"]
     bad = nu2 <= 0
     out = dict(elements)
@@ -302,8 +304,8 @@ def analyse(res, cf_y=0.03, cf_d=0.03, rho=1.0, level=0.95, null_hypothesis=0.0)
         )
     core = build_core(res.theta_rep, res.psi, res.psi_a, _five(elements), res.cluster)
     dtype = res.theta_rep.dtype
-    out = _analyse(core, jnp.asarray(cf_y, dtype), jnp.asarray(cf_d, dtype), jnp.asarray(rho, dtype),
-                   _quantile(level), jnp.asarray(null, dtype))
+    scenario = (jnp.asarray(v, dtype) for v in (cf_y, cf_d, rho))
+    out = _analyse(core, *scenario, _quantile(level), jnp.asarray(null, dtype))
     return SensitivityResult(
         theta=out["theta"], theta_lower=out["theta_lower"], theta_upper=out["theta_upper"],
         se_lower=out["se_lower"], se_upper=out["se_upper"], ci_lower=out["ci_lower"],
