@@ -12,6 +12,11 @@ from ._dml import (
     make_pliv_CHS2015 as make_pliv_CHS2015,
     make_plr_CCDDHNR2018 as make_plr_CCDDHNR2018,
 )
+from ._dml_more import (
+    make_apo_data as make_apo_data,
+    make_iivm_data as make_iivm_data,
+    make_plr_twoway_cluster as make_plr_twoway_cluster,
+)
 from ._ihdp import IHDP as IHDP, ihdp as ihdp, ihdp_replications as ihdp_replications
 from ._q10 import q10_arrays as q10_arrays, q10_synthetic as q10_synthetic
 from ._sachs import SACHS_CONDITIONS as SACHS_CONDITIONS, Sachs as Sachs, sachs as sachs

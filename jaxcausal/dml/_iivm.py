@@ -174,8 +174,9 @@ class IIVM(AbstractDML):
             if name in preds:
                 losses[name] = nuisance_loss(d_b, preds[name], rows, classifier["ml_r"])
         m = self._propensity(preds["ml_m"], z_b, d_b)
+        m_trimmed = jnp.clip(preds["ml_m"], self.trimming, 1.0 - self.trimming)
         checks = {f"finite:{name}": all_finite(p) for name, p in preds.items()}
-        checks["propensity:ml_m"] = jnp.all((m > 0.0) & (m < 1.0), axis=-1)
+        checks["propensity:ml_m"] = jnp.all((m_trimmed > 0.0) & (m_trimmed < 1.0), axis=-1)
         if "ml_g0" not in external:
             checks["z0:ml_g"] = jnp.sum(train * (1.0 - zi), axis=-1) > 0
         if "ml_g1" not in external:
