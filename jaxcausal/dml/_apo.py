@@ -105,8 +105,9 @@ class _APOBase(AbstractDML):
             "ml_m": nuisance_loss(t_b, preds["ml_m"], None, m_cls),
         }
         m = self._propensity(preds["ml_m"], t_b)
+        m_trimmed = jnp.clip(preds["ml_m"], self.trimming, 1.0 - self.trimming)
         checks = {f"finite:{name}": all_finite(p) for name, p in preds.items()}
-        checks["propensity:ml_m"] = jnp.all((m > 0.0) & (m < 1.0), axis=-1)
+        checks["propensity:ml_m"] = jnp.all((m_trimmed > 0.0) & (m_trimmed < 1.0), axis=-1)
         if "ml_g_d_lvl1" not in external:
             seen = jnp.sum(train * tr, axis=-1) > 0
             for i, lvl in enumerate(levels):

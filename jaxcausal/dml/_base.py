@@ -286,7 +286,7 @@ def _message(name: str, value: np.ndarray, t_names: tuple[str, ...]) -> str:
     if kind == "level":
         fold = f", fold {where[2]}" if where.size > 2 else ""
         return (
-            f"treatment level {learner} does not occur in the training rows ({treatment}{rep}"
+            f"treatment_level {learner} does not occur in the training rows ({treatment}{rep}"
             f"{fold}); its outcome regression cannot be fitted there: use fewer folds, or drop "
             "the level from treatment_levels"
         )

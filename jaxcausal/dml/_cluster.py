@@ -76,8 +76,9 @@ def draw_cluster_folds(key: PRNGKeyArray, codes: Int[Array, "c n"], n_folds: int
 
     def one(k, cd):
         present = _present(cd)
-        u = jnp.where(present, jr.uniform(k, (n,)), 2.0)
-        rank = jnp.argsort(jnp.argsort(u))
+        # integer sort keys (a random permutation), so the folds do not depend on the x64 mode
+        u = jnp.where(present, jr.permutation(k, n), n)
+        rank = jnp.argsort(jnp.argsort(u, stable=True), stable=True)
         return (rank % n_folds)[cd]
 
     keys = jr.split(key, n_rep * n_ways).reshape(n_rep, n_ways)
@@ -182,13 +183,13 @@ def gamma(a: Float[Array, "k n_rep n"], b: Float[Array, "k n_rep n"], info: Clus
     def per_rep(a_r, b_r, folds_r, sizes_r):  # a_r (k, n)
         if info.n_ways == 1:
             sums = seg(b_r, info.codes[0], n)
-            return jnp.sum(a_r * sums / sizes_r[0], axis=-1) / k_f
+            return jnp.sum(a_r * sums / sizes_r[0][None], axis=-1) / k_f
         g1, g2 = info.codes
         f1, f2 = folds_r
         const = jnp.minimum(sizes_r[0], sizes_r[1]) / (sizes_r[0] * sizes_r[1]) ** 2
         s_a = seg(b_r, g1 * k_f + f2, n * k_f)
         s_b = seg(b_r, g2 * k_f + f1, n * k_f)
-        return jnp.sum(const * a_r * (s_a + s_b), axis=-1) / k_f**2
+        return jnp.sum(const[None] * a_r * (s_a + s_b), axis=-1) / k_f**2
 
     out = jax.vmap(per_rep, in_axes=(1, 1, 0, 0))(a, b, info.folds, sizes)
     return out.T

@@ -13,8 +13,8 @@ $\rho$ (the correlation of the two gaps; $|\rho| = 1$ is the worst case).
 repetition, $\hat\sigma^2$, $\hat\nu^2$, their influence functions $\psi_{\sigma^2}$,
 $\psi_{\nu^2}$ (per row) and the representer $\hat\alpha$ (`riesz_rep`); they are computed in the
 same compiled fit as $\hat\theta$. A non-positive $\hat\nu^2$ is replaced by the plain moment
-$\overline{\hat\alpha^2}$ with $\psi_{\nu^2} = \hat\alpha^2$ (DoubleML's fallback, not orthogonal;
-`res.sensitivity` warns).
+$\overline{\hat\alpha^2}$ with $\psi_{\nu^2} = \hat\alpha^2$, in every repetition of that
+treatment (DoubleML's fallback, not orthogonal; `res.sensitivity` warns).
 
 **Bounds.** With the strength $s = |\rho|\sqrt{C_Y C_D}$, the bias bound
 $\hat B = \sqrt{\hat\sigma^2\hat\nu^2}$ and its influence function
@@ -59,7 +59,8 @@ def finalize_elements(elements: dict[str, Array]) -> dict[str, Array]:
             f"sensitivity_elements must return the keys {ELEMENT_NAMES}; missing {missing}"
         )
     nu2, rr = elements["nu2"], elements["riesz_rep"]
-    bad = nu2 <= 0
+    # DoubleML replaces every repetition of a treatment once one repetition's nu2 is not positive
+    bad = jnp.broadcast_to(jnp.any(nu2 <= 0, axis=-1, keepdims=True), nu2.shape)
     out = dict(elements)
     out["nu2"] = jnp.where(bad, jnp.mean(rr**2, axis=-1), nu2)
     out["psi_nu2"] = jnp.where(bad[..., None], rr**2, elements["psi_nu2"])

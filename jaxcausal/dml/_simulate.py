@@ -104,6 +104,9 @@ def simulate(
     if np.isnan(true).any():
         raise ValueError("truth is unknown: pass truth= or let dgp return (data, truth)")
     names = _treatment_names(dgp, keys[0])
+    if len(names) != theta.shape[1]:  # one coefficient per treatment level (APOS)
+        levels = getattr(estimator, "treatment_levels", range(theta.shape[1]))
+        names = [f"{v:g}" for v in levels]
     rows = pd.DataFrame({
         "sim": np.repeat(np.arange(n_sims), theta.shape[1]),
         "treatment": np.tile(names, n_sims),
