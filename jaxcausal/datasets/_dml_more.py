@@ -26,8 +26,8 @@ def make_iivm_data(
     process of DoubleML's `make_iivm_data`, after Farbmacher et al. 2020), with covariates that
     also shift the instrument and the take-up:
 
-    $$z_i \sim \text{Bernoulli}(\sigma(x_{i1})),\quad d_i = 1\{\alpha_x z_i + 0.5 x_{i2} + v_i > 0\},
-    \quad y_i = \theta d_i + x_i^\top\beta + u_i,$$
+    $$z_i \sim \text{Bernoulli}(\sigma(x_{i1})),\quad
+    d_i = 1\{\alpha_x z_i + 0.5 x_{i2} + v_i > 0\},\quad y_i = \theta d_i + x_i^\top\beta + u_i,$$
 
     with $(u_i, v_i)$ normal, unit variances, correlation 0.3 (the endogeneity),
     $x_i \sim N(0, \Sigma)$, $\Sigma_{jk} = 0.5^{|j-k|}$, $\beta_j = 1/j^2$. The effect is

@@ -250,7 +250,7 @@ class SensitivityResult(eqx.Module):
         dtype = self.core.theta_rep.dtype
         cf_d = jnp.linspace(0.0, grid_bounds[0], grid_size, dtype=dtype)
         cf_y = jnp.linspace(0.0, grid_bounds[1], grid_size, dtype=dtype)
-        z = _quantile(self.level)
+        z = jnp.asarray(_quantile(self.level), dtype)
         values = _grid(self.core, cf_y, cf_d, jnp.asarray(self.rho, dtype), z)
         side = "upper" if float(self.null_hypothesis[treatment]) > float(self.theta[treatment]) \
             else "lower"
@@ -306,7 +306,8 @@ def analyse(res, cf_y=0.03, cf_d=0.03, rho=1.0, level=0.95, null_hypothesis=0.0)
     core = build_core(res.theta_rep, res.psi, res.psi_a, _five(elements), res.cluster)
     dtype = res.theta_rep.dtype
     scenario = (jnp.asarray(v, dtype) for v in (cf_y, cf_d, rho))
-    out = _analyse(core, *scenario, _quantile(level), jnp.asarray(null, dtype))
+    # arrays, not Python floats (which jit would treat as static): no recompilation per scenario
+    out = _analyse(core, *scenario, jnp.asarray(_quantile(level), dtype), jnp.asarray(null, dtype))
     return SensitivityResult(
         theta=out["theta"], theta_lower=out["theta_lower"], theta_upper=out["theta_upper"],
         se_lower=out["se_lower"], se_upper=out["se_upper"], ci_lower=out["ci_lower"],
