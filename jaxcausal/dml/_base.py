@@ -284,11 +284,10 @@ def _message(name: str, value: np.ndarray, t_names: tuple[str, ...]) -> str:
             f"{learner} cannot be fitted there: use fewer folds or more data"
         )
     if kind == "level":
-        fold = f", fold {where[2]}" if where.size > 2 else ""
         return (
-            f"treatment_level {learner} does not occur in the training rows ({treatment}{rep}"
-            f"{fold}); its outcome regression cannot be fitted there: use fewer folds, or drop "
-            "the level from treatment_levels"
+            f"treatment_level {learner} does not occur in the training rows of repetition "
+            f"{where[1]}, fold {where[2]}; its outcome regression cannot be fitted there: use "
+            "fewer folds, or drop the level from treatment_levels"
         )
     return f"check {name} failed"
 
