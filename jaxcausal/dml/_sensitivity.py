@@ -28,23 +28,26 @@ confidence bounds $\theta_- - z_{\text{level}}\,\hat\sigma_-$, $\theta_+ + z_{\t
 the null hypothesis, `rva` the same for the confidence bound; both are found by bisection on
 $[0, 0.9999]$ (DoubleML's search interval): 0 when the bound already covers the null, 0.9999 when
 it never does.
+
+The analysis itself is a few hundred operations on `(n_treatments, n_rep)` numbers, done on the
+host in float64 (results are cast to the fit's dtype): nothing to compile, milliseconds per call.
 """
 
 from __future__ import annotations
 
+import statistics
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from jaxtyping import Array, Float
 
 from .._checks import is_concrete
-from ._inference import aggregate
+from ._inference import _AGG_CRITICAL
 
 ELEMENT_NAMES = ("sigma2", "nu2", "psi_sigma2", "psi_nu2", "riesz_rep")
 _RV_MAX = 0.9999  # DoubleML's upper end of the robustness-value search
@@ -68,11 +71,11 @@ def finalize_elements(elements: dict[str, Array]) -> dict[str, Array]:
     return out
 
 
-def max_bias(elements: dict[str, Array]) -> tuple[Array, Array]:
+def max_bias(elements: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """$\\hat B = \\sqrt{\\hat\\sigma^2\\hat\\nu^2}$ `(k, n_rep)` and its influence function
-    `(k, n_rep, n)`."""
+    `(k, n_rep, n)` (host arrays)."""
     sigma2, nu2 = elements["sigma2"], elements["nu2"]
-    bias = jnp.sqrt(sigma2 * nu2)
+    bias = np.sqrt(sigma2 * nu2)
     psi = (sigma2[..., None] * elements["psi_nu2"] + nu2[..., None] * elements["psi_sigma2"]) / (
         2.0 * bias[..., None]
     )
@@ -80,101 +83,100 @@ def max_bias(elements: dict[str, Array]) -> tuple[Array, Array]:
 
 
 class SensitivityCore(eqx.Module):
-    """What the bounds need per treatment and repetition: the estimate, the bias bound and the
-    variance of the shifted scores as a quadratic in the strength $s$:
+    """What the bounds need per treatment and repetition (host arrays, float64): the estimate,
+    the bias bound and the variance of the shifted scores as a quadratic in the strength $s$:
     $\\hat\\sigma^2_\\pm(s) = a \\pm 2 s b + s^2 c$."""
 
-    theta_rep: Float[Array, "k n_rep"]
-    bias: Float[Array, "k n_rep"]
-    var_a: Float[Array, "k n_rep"]
-    var_b: Float[Array, "k n_rep"]
-    var_c: Float[Array, "k n_rep"]
+    theta_rep: np.ndarray
+    bias: np.ndarray
+    var_a: np.ndarray
+    var_b: np.ndarray
+    var_c: np.ndarray
 
 
 @eqx.filter_jit
+def _cluster_forms(scaled, psi_bias, cluster):
+    from . import _cluster
+
+    scale = _cluster.n_clusters(cluster) * _cluster.j_hat(jnp.ones_like(scaled), cluster) ** 2
+    return tuple(_cluster.gamma(u, v, cluster) / scale
+                 for u, v in ((scaled, scaled), (scaled, psi_bias), (psi_bias, psi_bias)))
+
+
 def build_core(theta_rep, psi, psi_a, elements, cluster) -> SensitivityCore:
-    bias, psi_bias = max_bias(elements)
-    scaled = psi / jnp.mean(psi_a, axis=-1, keepdims=True)
+    """The quadratic forms of the scaled score and the bias bound's influence function: plain
+    means (DoubleML's `_var_est` with unit derivative), or the cluster form with clustered data.
+    On the host in float64: a sensitivity analysis is a few hundred scalar operations, cheaper
+    than compiling them."""
+    host = {k: np.asarray(v, np.float64) for k, v in elements.items()}
+    bias, psi_bias = max_bias(host)
+    psi = np.asarray(psi, np.float64)
+    scaled = psi / np.mean(np.asarray(psi_a, np.float64), axis=-1, keepdims=True)
     if cluster is None:
         n = psi.shape[-1]
-
-        def form(u, v):
-            return jnp.mean(u * v, axis=-1) / n
+        forms = [np.mean(u * v, axis=-1) / n
+                 for u, v in ((scaled, scaled), (scaled, psi_bias), (psi_bias, psi_bias))]
     else:
-        from . import _cluster
-
-        scale = _cluster.n_clusters(cluster) * _cluster.j_hat(jnp.ones_like(psi), cluster) ** 2
-
-        def form(u, v):
-            return _cluster.gamma(u, v, cluster) / scale
-
-    return SensitivityCore(
-        theta_rep=theta_rep, bias=bias, var_a=form(scaled, scaled), var_b=form(scaled, psi_bias),
-        var_c=form(psi_bias, psi_bias),
-    )
+        forms = [np.asarray(f, np.float64) for f in _cluster_forms(
+            jnp.asarray(scaled, psi_a.dtype), jnp.asarray(psi_bias, psi_a.dtype), cluster)]
+    return SensitivityCore(np.asarray(theta_rep, np.float64), bias, *forms)
 
 
 def _strength(cf_y, cf_d, rho):
-    return jnp.abs(rho) * jnp.sqrt(cf_y * (cf_d / (1.0 - cf_d)))
+    return np.abs(rho) * np.sqrt(cf_y * (cf_d / (1.0 - cf_d)))
 
 
-def _bounds(core: SensitivityCore, s, z) -> dict[str, Array]:
-    """Bounds per treatment for the strength `s` (scalar or `(k,)`) and one-sided quantile `z`."""
-    s = jnp.asarray(s, core.theta_rep.dtype)
-    s = s[..., None] if s.ndim else s
+def _aggregate(theta_rep, se_rep):
+    """DoubleML's rule over repetitions (the last axis), as `_inference.aggregate`."""
+    theta = np.median(theta_rep, axis=-1)
+    upper = np.median(theta_rep + _AGG_CRITICAL * se_rep, axis=-1)
+    return theta, (upper - theta) / _AGG_CRITICAL
+
+
+def _bounds(core: SensitivityCore, s, z) -> dict[str, np.ndarray]:
+    """Bounds per treatment for the strength `s` (a scalar, one per treatment, or any array of
+    scenarios `(...)` giving results `(..., k)`) and the one-sided quantile `z`."""
+    s = np.asarray(s, np.float64)
+    s = s[..., None] if s.shape == core.theta_rep.shape[:1] else s[..., None, None]
     lo_rep = core.theta_rep - s * core.bias
     up_rep = core.theta_rep + s * core.bias
-    sd_lo = jnp.sqrt(core.var_a - 2.0 * s * core.var_b + s**2 * core.var_c)
-    sd_up = jnp.sqrt(core.var_a + 2.0 * s * core.var_b + s**2 * core.var_c)
-    theta_lower, se_lower = aggregate(lo_rep, sd_lo)
-    theta_upper, se_upper = aggregate(up_rep, sd_up)
+    sd_lo = np.sqrt(core.var_a - 2.0 * s * core.var_b + s**2 * core.var_c)
+    sd_up = np.sqrt(core.var_a + 2.0 * s * core.var_b + s**2 * core.var_c)
+    theta_lower, se_lower = _aggregate(lo_rep, sd_lo)
+    theta_upper, se_upper = _aggregate(up_rep, sd_up)
     return {
         "theta_lower": theta_lower, "theta_upper": theta_upper,
         "se_lower": se_lower, "se_upper": se_upper,
-        "ci_lower": jnp.median(lo_rep - z * sd_lo, axis=-1),
-        "ci_upper": jnp.median(up_rep + z * sd_up, axis=-1),
+        "ci_lower": np.median(lo_rep - z * sd_lo, axis=-1),
+        "ci_upper": np.median(up_rep + z * sd_up, axis=-1),
     }
 
 
 def _robustness(core: SensitivityCore, rho, z, null, upper, kind: str):
     """Bisection for the value `v` with bound(cf_y = cf_d = v) = null, per treatment."""
-    key = ("theta_" if kind == "theta" else "ci_") + "{}"
 
     def gap(v):  # < 0 while the bound has not reached the null
         b = _bounds(core, _strength(v, v, rho), z)
-        return jnp.where(upper, b[key.format("upper")] - null, null - b[key.format("lower")])
+        return np.where(upper, b[kind + "_upper"] - null, null - b[kind + "_lower"])
 
-    dtype = core.theta_rep.dtype
     k = core.theta_rep.shape[0]
-    lo, hi = jnp.zeros(k, dtype), jnp.full(k, _RV_MAX, dtype)
+    lo, hi = np.zeros(k), np.full(k, _RV_MAX)
     g_lo, g_hi = gap(lo), gap(hi)
-
-    def step(_, bracket):
-        a, b = bracket
-        mid = 0.5 * (a + b)
+    for _ in range(_BISECTIONS):
+        mid = 0.5 * (lo + hi)
         below = gap(mid) < 0
-        return jnp.where(below, mid, a), jnp.where(below, b, mid)
-
-    a, b = jax.lax.fori_loop(0, _BISECTIONS, step, (lo, hi))
-    root = 0.5 * (a + b)
-    return jnp.where(g_lo >= 0, 0.0, jnp.where(g_hi < 0, _RV_MAX, root)).astype(dtype)
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    return np.where(g_lo >= 0, 0.0, np.where(g_hi < 0, _RV_MAX, 0.5 * (lo + hi)))
 
 
-@eqx.filter_jit
 def _analyse(core, cf_y, cf_d, rho, z, null):
-    theta = jnp.median(core.theta_rep, axis=-1)
+    theta = np.median(core.theta_rep, axis=-1)
     out = _bounds(core, _strength(cf_y, cf_d, rho), z)
     upper = null > theta
     out["rv"] = _robustness(core, rho, z, null, upper, "theta")
     out["rva"] = _robustness(core, rho, z, null, upper, "ci")
     out["theta"] = theta
     return out
-
-
-@eqx.filter_jit
-def _grid(core, cf_y, cf_d, rho, z):
-    s = jax.vmap(lambda d: jax.vmap(lambda y: _strength(y, d, rho))(cf_y))(cf_d)
-    return jax.vmap(jax.vmap(lambda v: _bounds(core, v, z)))(s)
 
 
 def _check_unit(value: Any, name: str, upper_open: bool = True) -> float:
@@ -247,15 +249,14 @@ class SensitivityResult(eqx.Module):
                 raise ValueError(f"grid_bounds must hold two values in (0, 1); got {grid_bounds}")
         if not isinstance(grid_size, int) or grid_size < 2:
             raise ValueError(f"grid_size must be an integer of at least 2; got {grid_size!r}")
-        dtype = self.core.theta_rep.dtype
-        cf_d = jnp.linspace(0.0, grid_bounds[0], grid_size, dtype=dtype)
-        cf_y = jnp.linspace(0.0, grid_bounds[1], grid_size, dtype=dtype)
-        z = jnp.asarray(_quantile(self.level), dtype)
-        values = _grid(self.core, cf_y, cf_d, jnp.asarray(self.rho, dtype), z)
+        cf_d = np.linspace(0.0, grid_bounds[0], grid_size)
+        cf_y = np.linspace(0.0, grid_bounds[1], grid_size)
+        strength = _strength(cf_y[None, :], cf_d[:, None], self.rho)  # (cf_d, cf_y)
+        values = _bounds(self.core, strength, _quantile(self.level))
         side = "upper" if float(self.null_hypothesis[treatment]) > float(self.theta[treatment]) \
             else "lower"
         name = ("ci_" if ci else "theta_") + side
-        return np.asarray(cf_d), np.asarray(cf_y), np.asarray(values[name][..., treatment])
+        return cf_d, cf_y, values[name][..., treatment]
 
     def plot(self, treatment: int = 0, *, ci: bool = False, benchmarks=None, fill: bool = True,
              grid_bounds=(0.15, 0.15), grid_size: int = 100, ax=None):
@@ -275,7 +276,8 @@ class SensitivityResult(eqx.Module):
 
 
 def _quantile(level: float) -> float:
-    return float(jax.scipy.stats.norm.ppf(level))
+    # the standard library's inverse normal CDF (double precision): no JAX dispatch on the host
+    return statistics.NormalDist().inv_cdf(level)
 
 
 def analyse(res, cf_y=0.03, cf_d=0.03, rho=1.0, level=0.95, null_hypothesis=0.0):
@@ -305,9 +307,8 @@ def analyse(res, cf_y=0.03, cf_d=0.03, rho=1.0, level=0.95, null_hypothesis=0.0)
         )
     core = build_core(res.theta_rep, res.psi, res.psi_a, _five(elements), res.cluster)
     dtype = res.theta_rep.dtype
-    scenario = (jnp.asarray(v, dtype) for v in (cf_y, cf_d, rho))
-    # arrays, not Python floats (which jit would treat as static): no recompilation per scenario
-    out = _analyse(core, *scenario, jnp.asarray(_quantile(level), dtype), jnp.asarray(null, dtype))
+    out = {k: jnp.asarray(v, dtype) for k, v in
+           _analyse(core, cf_y, cf_d, rho, _quantile(level), null).items()}
     return SensitivityResult(
         theta=out["theta"], theta_lower=out["theta_lower"], theta_upper=out["theta_upper"],
         se_lower=out["se_lower"], se_upper=out["se_upper"], ci_lower=out["ci_lower"],

@@ -76,6 +76,11 @@ def test_apos_and_causal_contrasts_match_doubleml(apo_data):
     np.testing.assert_allclose(res.se_rep, theirs.all_se, rtol=RTOL)
     np.testing.assert_allclose(res.confint(0.9), theirs.confint(level=0.9).to_numpy(), rtol=RTOL)
     assert_analysis(res, theirs, 0.04, 0.02, 1.0, 0.95, 0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = theirs.sensitivity_benchmark(["X1"])
+    ours = res.sensitivity_benchmark(apo_data, benchmarking_set=["X1"])
+    np.testing.assert_allclose(ours.to_numpy(), expected.to_numpy(), rtol=1e-7)
     # contrasts against two reference levels, as DoubleML orders them
     contrast = res.causal_contrast(reference_levels=[0, 1])
     expected = theirs.causal_contrast([0, 1])
@@ -130,37 +135,40 @@ def test_apos_coverage_study():
 
 def test_apos_recovers_potential_outcomes_with_simulate():
     # A small study through simulate: the APOs of the generator are 0.25 + 0.5 * level; the mean
-    # over 8 replications of n = 400 has sd ~ 0.1 / sqrt(8) ~ 0.04, so 0.15 is a safe margin.
+    # over 3 replications of n = 400 has sd ~ 0.12 / sqrt(3) ~ 0.07, so 0.25 is a safe margin
+    # (the slow study below checks coverage over 200).
     est = jc.dml.APOS(jc.learners.Linear(), jc.learners.Logistic(), treatment_levels=[0, 1, 2],
                       n_folds=N_FOLDS, n_rep=N_REP)
     truth = jnp.array([0.25, 0.75, 1.25])
     table = jc.dml.simulate(
         est, lambda k: jc.datasets.make_apo_data(n_obs=N, dim_x=4, key=k), key=jr.key(0),
-        n_sims=8, truth=truth,
+        n_sims=3, truth=truth,
     )
     assert list(table.index) == ["0", "1", "2"]
     assert (table["n_failed"] == 0).all()
-    assert (np.abs(table["bias"]) < 0.15).all()
+    assert (np.abs(table["bias"]) < 0.25).all()
 
 
 def test_apo_float32_on_badly_scaled_data(apo_data):
-    # y in the 1e5 range, covariates from 1e-3 to 1e5; float32 external predictions: the APO,
-    # its se and the sensitivity bound agree with float64 to 1e-5 relative.
+    # y in the 1e5 range, covariates from 1e-3 to 1e5, float32 external predictions: the APO and
+    # its se agree with the float64 values computed by hand from the same predictions to 1e-5.
     scale = np.array([1e-3, 1.0, 1e3, 1e5])
     rng = np.random.default_rng(2)
     ext = {"ml_g_d_lvl0": 1e5 * rng.normal(size=N), "ml_g_d_lvl1": 1e5 * rng.normal(size=N),
            "ml_m": rng.uniform(0.1, 0.6, size=N)}
     folds = np.asarray(jc.dml.draw_folds(jr.key(2), N, N_FOLDS, 1))
-    out = {}
-    for bits, dtype in (("64", np.float64), ("32", np.float32)):
-        with jax.enable_x64(bits == "64"):
-            data = jc.CausalData(1e5 * np.asarray(apo_data.y, dtype), np.asarray(apo_data.t, dtype),
-                                 (np.asarray(apo_data.x) * scale).astype(dtype))
-            res = jc.dml.APO(None, None, treatment_level=1, n_folds=N_FOLDS).fit(
-                data, key=jr.key(0), folds=folds,
-                external_predictions={k: v.astype(dtype) for k, v in ext.items()})
-            assert res.theta_rep.dtype == jnp.dtype(dtype)
-            sens = res.sensitivity(cf_y=0.05, cf_d=0.05)
-            out[bits] = [np.asarray(a, np.float64) for a in (res.theta, res.se, sens.ci_lower)]
-    for a32, a64 in zip(out["32"], out["64"]):
-        np.testing.assert_allclose(a32, a64, rtol=1e-5)
+    y = 1e5 * np.asarray(apo_data.y)
+    treated = (np.asarray(apo_data.t[:, 0]) == 1).astype(float)
+    psi_b = ext["ml_g_d_lvl1"] + treated * (y - ext["ml_g_d_lvl1"]) / ext["ml_m"]
+    theta = psi_b.mean()
+    se = np.sqrt(np.mean((psi_b - theta) ** 2) / N)
+    with jax.enable_x64(False):
+        data = jc.CausalData(y.astype(np.float32), np.asarray(apo_data.t, np.float32),
+                             (np.asarray(apo_data.x) * scale).astype(np.float32))
+        res = jc.dml.APO(None, None, treatment_level=1, n_folds=N_FOLDS).fit(
+            data, key=jr.key(0), folds=folds,
+            external_predictions={k: v.astype(np.float32) for k, v in ext.items()})
+        assert res.theta_rep.dtype == jnp.float32
+        assert np.isfinite(np.asarray(res.sensitivity(cf_y=0.05, cf_d=0.05).ci_lower)).all()
+    np.testing.assert_allclose(res.theta[0], theta, rtol=1e-5)
+    np.testing.assert_allclose(res.se[0], se, rtol=1e-5)
