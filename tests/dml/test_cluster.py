@@ -56,15 +56,15 @@ def doubleml_splits(df, ccols, folds):
     return all_smpls, all_cluster
 
 
-def their_fit(cls, df, ccols, z, folds, n_learners, **kwargs):
+def their_fit(cls, df, ccols, z, folds, n_learners, external=None, **kwargs):
     x_cols = ["X1", "X2", "X3", "X4"]
     data = doubleml.DoubleMLData(df, "y", "d", x_cols, z, cluster_cols=ccols)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = cls(data, *[ref.linear() for _ in range(n_learners)], n_folds=K, n_rep=R,
-                    draw_sample_splitting=False, **kwargs)
+        model = cls(data, *[ref.linear() for _ in range(n_learners)], n_folds=K,
+                    n_rep=folds.shape[0], draw_sample_splitting=False, **kwargs)
         model.set_sample_splitting(*doubleml_splits(df, ccols, folds))
-        model.fit()
+        model.fit(external_predictions=external)
     return model
 
 
@@ -145,23 +145,29 @@ def test_cluster_simulate_and_float32():
     np.testing.assert_allclose(rows["theta"].iloc[0], eager.theta[0], rtol=1e-10)
     np.testing.assert_allclose(rows["se"].iloc[0], eager.se[0], rtol=1e-10)
     # float32 on badly scaled data (y ~ 1e5, covariates 1e-3 .. 1e5) with float32 external
-    # predictions: the cluster-robust theta and se agree with float64 to 1e-4 relative
+    # predictions: the cluster-robust theta and se agree with DoubleML's float64 values for the
+    # same predictions and folds to 1e-4 relative
     data = jc.datasets.make_plr_twoway_cluster(12, 10, dim_x=4, key=jr.key(3))
     scale = np.array([1e-3, 1.0, 1e3, 1e5])
     rng = np.random.default_rng(1)
-    ext = {"ml_l": 1e5 * (np.asarray(data.y) + rng.normal(size=data.n_obs)),
+    y, x = 1e5 * np.asarray(data.y), np.asarray(data.x) * scale
+    ext = {"ml_l": y + 1e5 * rng.normal(size=data.n_obs),
            "ml_m": np.asarray(data.t[:, 0]) + rng.normal(size=data.n_obs)}
-    out = {}
-    for bits, dtype in (("64", np.float64), ("32", np.float32)):
-        with jax.enable_x64(bits == "64"):
-            d = jc.CausalData(1e5 * np.asarray(data.y, dtype), np.asarray(data.t, dtype),
-                              (np.asarray(data.x) * scale).astype(dtype), cluster=data.cluster)
-            res = jc.dml.PLR(None, None, n_folds=K).fit(
-                d, key=jr.key(0), external_predictions={k: v.astype(dtype) for k, v in ext.items()})
-            assert res.theta_rep.dtype == jnp.dtype(dtype)
-            out[bits] = [np.asarray(a, np.float64) for a in (res.theta, res.se)]
-    for a32, a64 in zip(out["32"], out["64"]):
-        np.testing.assert_allclose(a32, a64, rtol=1e-4)
+    with jax.enable_x64(False):
+        f32 = jc.CausalData(y.astype(np.float32), np.asarray(data.t, np.float32),
+                            x.astype(np.float32), cluster=data.cluster)
+        res = jc.dml.PLR(None, None, n_folds=K).fit(
+            f32, key=jr.key(0), external_predictions={k: v.astype(np.float32)
+                                                       for k, v in ext.items()})
+        assert res.theta_rep.dtype == jnp.float32
+    df = pd.DataFrame({"y": y, "d": np.asarray(data.t[:, 0]), "cluster_1":
+                       np.asarray(data.cluster[:, 0]), "cluster_2": np.asarray(data.cluster[:, 1]),
+                       **{f"X{i + 1}": x[:, i] for i in range(4)}})
+    theirs = their_fit(doubleml.DoubleMLPLR, df, ["cluster_1", "cluster_2"], None,
+                       np.asarray(res.cluster.folds), 2,
+                       external={"d": {k: v[:, None] for k, v in ext.items()}})
+    np.testing.assert_allclose(res.theta, theirs.coef, rtol=1e-4)
+    np.testing.assert_allclose(res.se, theirs.se, rtol=1e-4)
 
 
 @pytest.mark.slow
