@@ -215,3 +215,39 @@ def cluster_folds(key: PRNGKeyArray, codes: Array, n_folds: int, n_rep: int, fol
     if folds is None:
         folds = draw_cluster_folds(key, codes, n_folds, n_rep)
     return ClusterFolds(codes=codes, folds=folds, n_folds=n_folds)
+
+
+def host_forms(pairs, info: ClusterFolds) -> list[np.ndarray]:
+    """$\\hat\\Gamma(u, v) / (G \\hat J^2)$ with unit score derivative, on the host in float64,
+    for each `(u, v)` in `pairs` (arrays `(k, n_rep, n)`): the cluster variance of a score shifted
+    by the sensitivity bound (what DoubleML's `_var_est` computes for it), without compiling."""
+    codes, folds, k_f = np.asarray(info.codes), np.asarray(info.folds), info.n_folds
+    n_ways, n = codes.shape
+    n_rep = folds.shape[0]
+    sizes = np.empty(folds.shape)
+    for r in range(n_rep):
+        for w in range(n_ways):
+            cluster_fold = np.full(n, -1)
+            cluster_fold[codes[w]] = folds[r, w]
+            present = np.bincount(codes[w], minlength=n) > 0
+            sizes[r, w] = np.bincount(cluster_fold[present], minlength=k_f)[folds[r, w]]
+    n_clusters = min(np.unique(c).size for c in codes)
+    j_hat = np.sum(1.0 / np.prod(sizes, axis=1), axis=-1) / k_f**n_ways  # (n_rep,)
+    out = []
+    for u, v in pairs:
+        g = np.empty(u.shape[:2])
+        for r in range(n_rep):
+            for j in range(u.shape[0]):
+                if n_ways == 1:
+                    sums = np.bincount(codes[0], weights=v[j, r], minlength=n)[codes[0]]
+                    g[j, r] = np.sum(u[j, r] * sums / sizes[r, 0]) / k_f
+                    continue
+                s1, s2 = sizes[r]
+                const = np.minimum(s1, s2) / (s1 * s2) ** 2
+                total = 0.0
+                for grp in (codes[0] * k_f + folds[r, 1], codes[1] * k_f + folds[r, 0]):
+                    sums = np.bincount(grp, weights=v[j, r], minlength=n * k_f)[grp]
+                    total += np.sum(const * u[j, r] * sums)
+                g[j, r] = total / k_f**2
+        out.append(g / (n_clusters * j_hat[None] ** 2))
+    return out

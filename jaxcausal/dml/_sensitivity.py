@@ -94,15 +94,6 @@ class SensitivityCore(eqx.Module):
     var_c: np.ndarray
 
 
-@eqx.filter_jit
-def _cluster_forms(scaled, psi_bias, cluster):
-    from . import _cluster
-
-    scale = _cluster.n_clusters(cluster) * _cluster.j_hat(jnp.ones_like(scaled), cluster) ** 2
-    return tuple(_cluster.gamma(u, v, cluster) / scale
-                 for u, v in ((scaled, scaled), (scaled, psi_bias), (psi_bias, psi_bias)))
-
-
 def build_core(theta_rep, psi, psi_a, elements, cluster) -> SensitivityCore:
     """The quadratic forms of the scaled score and the bias bound's influence function: plain
     means (DoubleML's `_var_est` with unit derivative), or the cluster form with clustered data.
@@ -112,13 +103,14 @@ def build_core(theta_rep, psi, psi_a, elements, cluster) -> SensitivityCore:
     bias, psi_bias = max_bias(host)
     psi = np.asarray(psi, np.float64)
     scaled = psi / np.mean(np.asarray(psi_a, np.float64), axis=-1, keepdims=True)
+    pairs = ((scaled, scaled), (scaled, psi_bias), (psi_bias, psi_bias))
     if cluster is None:
         n = psi.shape[-1]
-        forms = [np.mean(u * v, axis=-1) / n
-                 for u, v in ((scaled, scaled), (scaled, psi_bias), (psi_bias, psi_bias))]
+        forms = [np.mean(u * v, axis=-1) / n for u, v in pairs]
     else:
-        forms = [np.asarray(f, np.float64) for f in _cluster_forms(
-            jnp.asarray(scaled, psi_a.dtype), jnp.asarray(psi_bias, psi_a.dtype), cluster)]
+        from ._cluster import host_forms
+
+        forms = host_forms(pairs, cluster)
     return SensitivityCore(np.asarray(theta_rep, np.float64), bias, *forms)
 
 
