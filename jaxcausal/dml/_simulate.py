@@ -108,7 +108,8 @@ def simulate(
     names, n_obs = _treatment_names(dgp, keys[0])
     if truth is None and not _dgp_gives_truth(dgp, keys[0]):
         raise ValueError("truth is unknown: pass truth= or let dgp return (data, truth)")
-    per_sim = len(names) * estimator.n_rep * estimator.n_folds * len(estimator.learner_names)
+    n_coef = len(getattr(estimator, "treatment_levels", names))  # APOS: one per level
+    per_sim = n_coef * estimator.n_rep * estimator.n_folds * len(estimator.learner_names)
     # `eqx.Partial`s rather than lambdas: a second study with an equal estimator configuration and
     # the same `dgp` function reuses the compiled program (arrays in `estimator` are traced).
     replicate = eqx.Partial(_replicate, estimator, dgp, z)
@@ -117,7 +118,7 @@ def simulate(
         desc="simulate", unit="sim",
         header=(
             f"jc.dml.simulate: {n_sims} replications of {type(estimator).__name__} on "
-            f"{n_obs} rows, {per_sim} nuisance fits each ({len(names)} treatment(s) x "
+            f"{n_obs} rows, {per_sim} nuisance fits each ({n_coef} treatment(s) x "
             f"{estimator.n_rep} rep x {estimator.n_folds} folds x "
             f"{len(estimator.learner_names)} learners), {n_sims * per_sim} fits in all"
         ),
