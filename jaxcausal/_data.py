@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
 
 from ._checks import as_float_array, check_finite, check_ndim, is_concrete
 
@@ -76,6 +76,30 @@ def _check_roles(data: CausalData) -> None:
                 )
 
 
+def _cluster_codes(value: Any, n: int) -> jax.Array:
+    """Cluster labels `(n,)` or `(n, c)` as integer codes `(n, c)`, `0..n_clusters-1` per column."""
+    if isinstance(value, jax.core.Tracer):
+        arr = value if value.ndim == 2 else value[:, None]
+        if arr.shape[0] != n or arr.shape[1] not in (1, 2):
+            raise ValueError(
+                f"cluster must have shape (n_obs,) or (n_obs, 2) = ({n}, ...); got {arr.shape}"
+            )
+        return arr.astype(jnp.int32)
+    host = np.asarray(value)
+    if host.ndim == 1:
+        host = host[:, None]
+    if host.ndim != 2 or host.shape[0] != n or host.shape[1] not in (1, 2):
+        raise ValueError(
+            f"cluster must have shape (n_obs,) or (n_obs, c) with c in (1, 2) and n_obs = {n} "
+            f"(one- or two-way clustering); got {host.shape}"
+        )
+    if host.dtype.kind == "f" and not np.isfinite(host).all():
+        raise ValueError("cluster contains NaN or infinite values; expected cluster labels")
+    codes = np.stack([np.unique(host[:, j], return_inverse=True)[1] for j in range(host.shape[1])],
+                     axis=1)
+    return jnp.asarray(codes, dtype=jnp.int32)
+
+
 class CausalData(eqx.Module):
     """Observational data for a causal question: outcome, treatment(s), covariates, instruments.
 
@@ -89,7 +113,12 @@ class CausalData(eqx.Module):
       `(n_obs, n_treatments)`.
     - `x`: covariates (confounders), shape `(n_obs, n_features)` or `(n_obs,)` for one covariate.
     - `z`: optional instruments, shape `(n_obs,)` or `(n_obs, n_instruments)`.
-    - `y_name`, `t_names`, `x_names`, `z_names`: optional column names (used by `summary()` tables).
+    - `cluster`: optional cluster variables for cluster-robust DML inference, shape `(n_obs,)` or
+      `(n_obs, 2)` for two-way clustering (any numeric labels; stored as codes
+      `0, ..., n_clusters - 1` per column. Inside `jit`/`vmap` the labels must already be integer
+      codes in `[0, n_obs)`).
+    - `y_name`, `t_names`, `x_names`, `z_names`, `cluster_names`: optional column names (used by
+      `summary()` tables).
 
     Every array must be numeric and finite, and all must have the same number of rows; otherwise a
     `ValueError` names the offending argument.
@@ -110,6 +139,8 @@ class CausalData(eqx.Module):
     t_names: tuple[str, ...] = eqx.field(static=True)
     x_names: tuple[str, ...] = eqx.field(static=True)
     z_names: tuple[str, ...] | None = eqx.field(static=True)
+    cluster: Int[Array, "n c"] | None = None
+    cluster_names: tuple[str, ...] | None = eqx.field(static=True, default=None)
 
     def __init__(
         self,
@@ -122,6 +153,8 @@ class CausalData(eqx.Module):
         t_names: Sequence[str] | None = None,
         x_names: Sequence[str] | None = None,
         z_names: Sequence[str] | None = None,
+        cluster: Any = None,
+        cluster_names: Sequence[str] | None = None,
     ):
         if not isinstance(y, jax.Array) and np.ndim(y) == 2 and np.shape(y)[1] == 1:
             y = np.asarray(y)[:, 0]
@@ -148,6 +181,11 @@ class CausalData(eqx.Module):
         self.t_names = _names(t_names, "t", t.shape[1], "t_names")
         self.x_names = _names(x_names, "x", x.shape[1], "x_names")
         self.z_names = None if z is None else _names(z_names, "z", z.shape[1], "z_names")
+        self.cluster = None if cluster is None else _cluster_codes(cluster, n)
+        self.cluster_names = (
+            None if cluster is None
+            else _names(cluster_names, "cluster", self.cluster.shape[1], "cluster_names")
+        )
         _check_roles(self)
 
     @property
@@ -172,18 +210,30 @@ class CausalData(eqx.Module):
         t: str | Sequence[str],
         x: Sequence[str] | str | None = None,
         z: str | Sequence[str] | None = None,
+        cluster: str | Sequence[str] | None = None,
     ) -> CausalData:
         """Builds `CausalData` from the columns of a DataFrame.
 
-        `x=None` takes every column not named as `y`, `t` or `z`. Unknown column names, non-numeric
-        columns and missing values raise a `ValueError` that names the column.
+        `x=None` takes every column not named as `y`, `t`, `z` or `cluster`. Unknown column names,
+        non-numeric columns and missing values raise a `ValueError` that names the column
+        (cluster columns may hold any labels, e.g. strings).
         """
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"df must be a pandas DataFrame; got {type(df).__name__}")
         t_cols = [t] if isinstance(t, str) else list(t)
         z_cols = None if z is None else ([z] if isinstance(z, str) else list(z))
+        c_cols = (
+            None if cluster is None else [cluster] if isinstance(cluster, str) else list(cluster)
+        )
+        if c_cols is not None:
+            missing = [c for c in c_cols if c not in df.columns]
+            if missing:
+                raise ValueError(
+                    f"cluster names unknown column(s) {missing}; the DataFrame has "
+                    f"{list(df.columns)}"
+                )
         if x is None:
-            used = {y, *t_cols, *(z_cols or [])}
+            used = {y, *t_cols, *(z_cols or []), *(c_cols or [])}
             x_cols = [c for c in df.columns if c not in used]
         else:
             x_cols = [x] if isinstance(x, str) else list(x)
@@ -220,6 +270,10 @@ class CausalData(eqx.Module):
             t_names=t_cols,
             x_names=x_cols,
             z_names=z_cols,
+            cluster=None if c_cols is None else np.stack(
+                [pd.factorize(df[c], sort=True)[0] for c in c_cols], axis=1
+            ),
+            cluster_names=c_cols,
         )
 
     def to_pandas(self) -> pd.DataFrame:
@@ -227,7 +281,8 @@ class CausalData(eqx.Module):
         if not is_concrete(self.y) or self.y.ndim != 1:
             raise ValueError("to_pandas needs a single, concrete data set (not stacked or traced)")
         parts = {self.y_name: np.asarray(self.y)}
-        for names, arr in ((self.t_names, self.t), (self.x_names, self.x), (self.z_names, self.z)):
+        for names, arr in ((self.t_names, self.t), (self.x_names, self.x), (self.z_names, self.z),
+                           (self.cluster_names, self.cluster)):
             if arr is not None:
                 parts.update({n: np.asarray(arr[:, i]) for i, n in enumerate(names)})
         return pd.DataFrame(parts)

@@ -12,6 +12,11 @@ from ._dml import (
     make_pliv_CHS2015 as make_pliv_CHS2015,
     make_plr_CCDDHNR2018 as make_plr_CCDDHNR2018,
 )
+from ._dml_more import (
+    make_apo_data as make_apo_data,
+    make_iivm_data as make_iivm_data,
+    make_plr_twoway_cluster as make_plr_twoway_cluster,
+)
 from ._hill import (
     HillSplit as HillSplit,
     HillSuite as HillSuite,

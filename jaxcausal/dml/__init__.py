@@ -6,9 +6,13 @@ DoubleML 0.11 term for term; every learner of every fold and repetition is fitte
 call.
 """
 
+# --- issue 14: sensitivity analysis, IIVM, APO/APOS, clustering ---
+from ._apo import APO as APO, APOS as APOS  # noqa: E402
 from ._base import AbstractDML as AbstractDML
 from ._cate import CATE as CATE, CATEResult as CATEResult
+from ._cluster import ClusterFolds as ClusterFolds  # noqa: E402
 from ._crossfit import draw_folds as draw_folds
+from ._iivm import IIVM as IIVM, LATE as LATE, Subgroups as Subgroups  # noqa: E402
 from ._inference import (
     AbstractBootstrap as AbstractBootstrap,
     BayesBootstrap as BayesBootstrap,
@@ -44,4 +48,5 @@ from ._scores import (
     IVType as IVType,
     PartiallingOut as PartiallingOut,
 )
+from ._sensitivity import SensitivityResult as SensitivityResult  # noqa: E402
 from ._simulate import simulate as simulate

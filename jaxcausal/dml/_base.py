@@ -21,6 +21,8 @@ How a model adds checks (the framework lives in `jaxcausal/dml/_checks.py`):
 from __future__ import annotations
 
 import abc
+import dataclasses
+import inspect
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -36,6 +38,7 @@ from .._checks import is_concrete
 from .._data import CausalData
 from ..learners import AbstractLearner
 from ..learners._base import trusted_inputs
+from . import _cluster
 from ._checks import (
     learner_checks as learner_checks,
     propensity_checks as propensity_checks,
@@ -51,6 +54,7 @@ from ._crossfit import (
 )
 from ._inference import solve_linear_score
 from ._result import DMLResult
+from ._sensitivity import finalize_elements
 
 _TRACES = [0]
 
@@ -70,6 +74,10 @@ class Nuisance(eqx.Module):
     losses: dict[str, Array]
     checks: dict[str, Array]
     diagnostics: dict[str, Array] = eqx.field(default_factory=dict)
+    # Models whose coefficients are not one per treatment column (APOS: one per treatment
+    # level) name them here.
+    t_names: tuple[str, ...] | None = eqx.field(static=True, default=None)
+    levels: tuple[float, ...] | None = eqx.field(static=True, default=None)
 
 
 class AbstractDML(eqx.Module):
@@ -103,7 +111,20 @@ class AbstractDML(eqx.Module):
         key: PRNGKeyArray,
         external: dict[str, Array],
     ) -> Nuisance:
-        """Cross-fits the nuisances (inside the compiled fit) and returns the score elements."""
+        """Cross-fits the nuisances (inside the compiled fit) and returns the score elements.
+
+        Models that support clustered data also take `train`, the training masks
+        `(n_rep, n_cells, n)` (with two-way clustering not the complement of `test`)."""
+
+    def sensitivity_elements(
+        self, data: CausalData, nuisance: Nuisance, theta: Float[Array, "k n_rep"]
+    ) -> dict[str, Array] | None:
+        """The elements of the sensitivity analysis, computed inside the compiled fit from the
+        cross-fitted predictions: `{"sigma2": (k, n_rep), "nu2": (k, n_rep), "psi_sigma2":
+        (k, n_rep, n), "psi_nu2": (k, n_rep, n), "riesz_rep": (k, n_rep, n)}` (see
+        `jaxcausal/dml/_sensitivity.py`), or `None` where the model has no sensitivity analysis.
+        """
+        return None
 
     def fit(
         self,
@@ -146,13 +167,17 @@ class AbstractDML(eqx.Module):
             )
         check_treatments_vary(data)
         self.check_data(data)
-        if folds is not None:
+        if data.cluster is not None:
+            folds = _check_cluster(self, data, folds)
+        elif folds is not None:
             folds = check_folds(folds, n, self.n_folds, self.n_rep)
         external = _external(external_predictions, self.learner_names, data, self.n_rep)
         # Data checked here, eagerly, need no checks inside the compiled program (which then
         # holds no host callback, and JAX's persistent cache can store it).
         checked = is_concrete(data.y) and is_concrete(data.t) and is_concrete(data.x)
         result = _fit_compiled(self, data, folds, key, external, checked)
+        # The configuration and key of the fit, for refits (sensitivity_benchmark).
+        result = dataclasses.replace(result, model=self, key=key)
         if is_concrete(result.theta_rep):
             # Errors first, by priority (a fold without treated rows explains NaN predictions);
             # then the warnings.
@@ -201,16 +226,30 @@ def _fit_body(
     _TRACES[0] += 1
     k_folds, k_fit = jr.split(key)
     n = data.y.shape[-1]
-    if folds is None:
-        folds = draw_folds(k_folds, n, model.n_folds, model.n_rep, stratify=model.strata(data))
-    test = holdout_masks(folds, model.n_folds).astype(data.y.dtype)
     xs = covariates_per_treatment(data.x, data.t)
+    cluster = None
+    train = None
+    if data.cluster is None:
+        if folds is None:
+            folds = draw_folds(k_folds, n, model.n_folds, model.n_rep,
+                               stratify=model.strata(data))
+        test = holdout_masks(folds, model.n_folds).astype(data.y.dtype)
+    else:
+        cluster = _cluster.cluster_folds(k_folds, data.cluster.T, model.n_folds, model.n_rep,
+                                         folds)
+        folds = cluster.cells
+        test, train = (m.astype(data.y.dtype) for m in _cluster.masks(cluster))
+    extra = {} if train is None else {"train": train}
     if checked:
         with trusted_inputs(targets=True):
-            out = model.nuisance(data, xs, test, k_fit, external)
+            out = model.nuisance(data, xs, test, k_fit, external, **extra)
     else:
-        out = model.nuisance(data, xs, test, k_fit, external)
-    theta, se, psi = solve_linear_score(out.psi_a, out.psi_b)
+        out = model.nuisance(data, xs, test, k_fit, external, **extra)
+    if cluster is None:
+        theta, se, psi = solve_linear_score(out.psi_a, out.psi_b)
+    else:
+        theta, se, psi = _cluster.solve_cluster_score(out.psi_a, out.psi_b, cluster)
+    sens = model.sensitivity_elements(data, out, theta)
     checks = dict(out.checks)
     for j, name in enumerate(data.t_names):
         col = data.t[:, j]
@@ -225,10 +264,27 @@ def _fit_body(
         losses=out.losses,
         folds=folds,
         checks=checks,
-        t_names=data.t_names,
+        t_names=data.t_names if out.t_names is None else out.t_names,
         diagnostics=dict(out.diagnostics),
         dtype=str(data.y.dtype),
+        sensitivity_elements=None if sens is None else finalize_elements(sens),
+        cluster=cluster,
+        levels=out.levels,
     )
+
+
+def _check_cluster(model: AbstractDML, data: CausalData, folds: Any) -> Any:
+    """Host-side checks for clustered data; returns validated cluster folds (or None)."""
+    if "train" not in inspect.signature(model.nuisance).parameters:
+        raise ValueError(
+            f"data has cluster variables {data.cluster_names}, but {type(model).__name__} does "
+            "not support clustered data (PLR and PLIV do)"
+        )
+    codes = data.cluster.T
+    _cluster.check_n_clusters(codes, model.n_folds, data.cluster_names)
+    if folds is None:
+        return None
+    return _cluster.check_cluster_folds(folds, codes, model.n_folds, model.n_rep)
 
 
 def _as_krn(value: Any, name: str, k: int, n_rep: int, n: int, dtype) -> Any:
@@ -381,6 +437,25 @@ def fit_learner(
         learner_checks(name, status, checks, diagnostics)
     checks[f"finite:{name}"] = all_finite(preds)
     return preds
+
+
+# The kinds of the instrument and multi-level models (IIVM, APO/APOS).
+register_check(
+    "z0", priority=0,
+    message="a training fold has no row with instrument z = 0 ({where}); {subject} cannot be "
+    "fitted there: use fewer folds or more data",
+)
+register_check(
+    "z1", priority=0,
+    message="a training fold has no row with instrument z = 1 ({where}); {subject} cannot be "
+    "fitted there: use fewer folds or more data",
+)
+register_check(
+    "level", priority=0,
+    message="treatment_level {subject} does not occur in the training rows ({where}); its "
+    "outcome regression cannot be fitted there: use fewer folds, or drop the level from "
+    "treatment_levels",
+)
 
 
 def all_finite(x: Array) -> Array:

@@ -152,3 +152,38 @@ class IRM(AbstractDML):
         psi_a, psi_b = self.score.irm(y_b, d_b, preds["ml_g0"], preds["ml_g1"], m_hat)
         return Nuisance(psi_a=psi_a, psi_b=psi_b, predictions=preds, losses=losses,
                         checks=checks, diagnostics=diagnostics)
+
+    # --- sensitivity analysis (issue 14) ---
+    def sensitivity_elements(self, data, nuisance, theta):
+        r"""DoubleML's IRM elements with the (trimmed, optionally normalised) propensity $m$ and
+        the score's weights $\omega, \bar\omega$: $\sigma^2 = E[(Y - D g_1 - (1-D) g_0)^2]$,
+        $\alpha = \bar\omega(D/m - (1-D)/(1-m))$ and
+        $\nu^2 = E[2\omega\bar\omega(1/m + 1/(1-m)) - \alpha^2]$."""
+        preds = nuisance.predictions
+        k, n_rep = theta.shape
+        y = broadcast_to_krn(data.y, k, n_rep)
+        d = broadcast_to_krn(data.t.T, k, n_rep)
+        m = jnp.clip(preds["ml_m"], self.trimming, 1.0 - self.trimming)
+        if self.normalize_ipw:
+            m = normalize_ipw(m, d)
+        w, w_bar = self.score.weights(d, m)
+        resid = y - d * preds["ml_g1"] - (1.0 - d) * preds["ml_g0"]
+        riesz = w_bar * (d / m - (1.0 - d) / (1.0 - m))
+        m_alpha = w * w_bar * (1.0 / m + 1.0 / (1.0 - m))
+        return ipw_elements(resid, riesz, m_alpha)
+
+
+def ipw_elements(y_resid, riesz, m_alpha):
+    r"""Sensitivity elements from the outcome residual, the Riesz representer and
+    $m(W; \alpha)$ (the functional applied to the representer), with the orthogonal
+    $\nu^2 = E[2 m(W;\alpha) - \alpha^2]$."""
+    sigma2 = jnp.mean(y_resid**2, axis=-1)
+    nu2_rows = 2.0 * m_alpha - riesz**2
+    nu2 = jnp.mean(nu2_rows, axis=-1)
+    return {
+        "sigma2": sigma2,
+        "nu2": nu2,
+        "psi_sigma2": y_resid**2 - sigma2[..., None],
+        "psi_nu2": nu2_rows - nu2[..., None],
+        "riesz_rep": riesz,
+    }

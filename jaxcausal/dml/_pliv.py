@@ -105,11 +105,12 @@ class PLIV(AbstractDML):
     def strata(self, data: CausalData):
         return binary_strata(data.t)
 
-    def nuisance(self, data, xs, test, key, external):
+    def nuisance(self, data, xs, test, key, external, train=None):
         k, n_rep = data.t.shape[-1], test.shape[0]
         d = data.t.T
         n_z = data.z.shape[-1]
-        train = jnp.broadcast_to(1.0 - test[None], (k, *test.shape))
+        train = jnp.broadcast_to(1.0 - test[None] if train is None else train[None],
+                                 (k, *test.shape))
         y_b = broadcast_to_krn(data.y, k, n_rep)
         d_b = broadcast_to_krn(d, k, n_rep)
         # One key for every learner of a fold (common random numbers, as in PLR).
@@ -166,3 +167,45 @@ class PLIV(AbstractDML):
         psi_a, psi_b = self.score.pliv(y_b, d_b, v_hat, w_hat, preds["ml_l"], g_hat)
         return Nuisance(psi_a=psi_a, psi_b=psi_b, predictions=preds, losses=losses,
                         checks=checks, diagnostics=diagnostics)
+
+    # --- sensitivity analysis (issue 14) ---
+    def sensitivity_elements(self, data, nuisance, theta):
+        r"""jaxcausal's PLIV elements (DoubleML 0.11 has none for PLIV).
+
+        An omitted confounder $A$ of the instrument biases $\theta$ by
+        $E[(g - g_s)(\alpha_s - \alpha)]$ with the short representer
+        $\alpha_s = \tilde V / E[\tilde V (D - r)]$ ($\tilde V$ the instrument residual, or
+        its projection for several instruments), which gives the bound of Chernozhukov et al.
+        (2022) with $\sigma^2 = E[(Y - \ell - \theta(D - r))^2]$ (IV-type:
+        $E[(Y - g - \theta D)^2]$), the structural residual's variance, and
+        $\nu^2 = E[\tilde V^2] / E[\tilde V(D - r)]^2$ with its delta-method influence
+        function. With the treatment as its own instrument these are DoubleML's PLR elements.
+        """
+        preds = nuisance.predictions
+        k, n_rep = theta.shape
+        y = broadcast_to_krn(data.y, k, n_rep)
+        d = broadcast_to_krn(data.t.T, k, n_rep)
+        z_names = ["ml_m"] if data.z.shape[-1] == 1 else [f"ml_m_{z}" for z in data.z_names]
+        z_res = data.z[None, None] - jnp.stack([preds[name] for name in z_names], axis=-1)
+        w_hat = d - preds["ml_r"]
+        if data.z.shape[-1] == 1:
+            v_hat = z_res[..., 0]
+        else:
+            v_hat = jax.vmap(jax.vmap(_project))(w_hat, z_res)
+        th = theta[..., None]
+        if self.score.needs_g:
+            resid = y - preds["ml_g"] - th * d
+        else:
+            resid = y - preds["ml_l"] - th * w_hat
+        sigma2 = jnp.mean(resid**2, axis=-1)
+        jac = jnp.mean(v_hat * w_hat, axis=-1, keepdims=True)
+        v2 = jnp.mean(v_hat**2, axis=-1, keepdims=True)
+        nu2 = v2 / jac**2
+        psi_nu2 = (v_hat**2 - v2) / jac**2 - 2.0 * nu2 * (v_hat * w_hat - jac) / jac
+        return {
+            "sigma2": sigma2,
+            "nu2": nu2[..., 0],
+            "psi_sigma2": resid**2 - sigma2[..., None],
+            "psi_nu2": psi_nu2,
+            "riesz_rep": v_hat / jac,
+        }

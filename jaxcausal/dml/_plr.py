@@ -91,10 +91,11 @@ class PLR(AbstractDML):
     def strata(self, data: CausalData):
         return binary_strata(data.t)
 
-    def nuisance(self, data, xs, test, key, external):
+    def nuisance(self, data, xs, test, key, external, train=None):
         k, n_rep = data.t.shape[-1], test.shape[0]
         d = data.t.T
-        train = jnp.broadcast_to(1.0 - test[None], (k, *test.shape))
+        train = jnp.broadcast_to(1.0 - test[None] if train is None else train[None],
+                                 (k, *test.shape))
         y_b = broadcast_to_krn(data.y, k, n_rep)
         d_b = broadcast_to_krn(d, k, n_rep)
         # Every learner of a fold gets the fold's key (common random numbers): the networks for
@@ -133,3 +134,32 @@ class PLR(AbstractDML):
             propensity_checks("ml_m", preds["ml_m"], 0.0, checks, diagnostics)
         return Nuisance(psi_a=psi_a, psi_b=psi_b, predictions=preds, losses=losses,
                         checks=checks, diagnostics=diagnostics)
+
+    # --- sensitivity analysis (issue 14) ---
+    def sensitivity_elements(self, data, nuisance, theta):
+        r"""DoubleML's PLR elements: $\sigma^2 = E[(Y - \ell - \theta(D - m))^2]$ (IV-type:
+        $E[(Y - g - \theta D)^2]$), $\alpha = (D - m) / E[(D - m)^2]$ and
+        $\nu^2 = 1 / E[(D - m)^2]$ with influence function $\nu^2 - (D - m)^2\nu^4$."""
+        preds = nuisance.predictions
+        k, n_rep = theta.shape
+        y = broadcast_to_krn(data.y, k, n_rep)
+        d = broadcast_to_krn(data.t.T, k, n_rep)
+        th = theta[..., None]
+        if self.score.needs_g:
+            resid = y - preds["ml_g"] - th * d
+        else:
+            resid = y - preds["ml_l"] - th * (d - preds["ml_m"])
+        return plr_elements(resid, d - preds["ml_m"])
+
+
+def plr_elements(y_resid, d_resid):
+    """Sensitivity elements from the outcome residual and the treatment residual."""
+    sigma2 = jnp.mean(y_resid**2, axis=-1)
+    nu2 = 1.0 / jnp.mean(d_resid**2, axis=-1)
+    return {
+        "sigma2": sigma2,
+        "nu2": nu2,
+        "psi_sigma2": y_resid**2 - sigma2[..., None],
+        "psi_nu2": nu2[..., None] - d_resid**2 * nu2[..., None] ** 2,
+        "riesz_rep": d_resid * nu2[..., None],
+    }

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -70,6 +73,12 @@ class DMLResult(eqx.Module):
     - `t_names`: treatment names.
     - `dtype`: the floating-point precision the fit was computed in (`"float32"` unless float64
       is enabled; see the README's precision section).
+    - `sensitivity_elements`: the elements of the sensitivity analysis (see
+      [`jaxcausal.dml.DMLResult.sensitivity`][]), `None` for models without one.
+    - `cluster`: the cluster structure and per-variable folds of a fit on clustered data.
+    - `levels`: the treatment levels of an [`jaxcausal.dml.APOS`][] fit (one coefficient each).
+    - `model`, `key`: the configuration and key of the fit (for refits in
+      `sensitivity_benchmark`).
     """
 
     theta_rep: Float[Array, "k n_rep"]
@@ -84,6 +93,12 @@ class DMLResult(eqx.Module):
     t_names: tuple[str, ...] = eqx.field(static=True)
     diagnostics: dict[str, Float[Array, "*shape"]] = eqx.field(default_factory=dict)
     dtype: str = eqx.field(static=True, default="float32")
+    # --- sensitivity analysis, clustering, potential outcomes (issue 14) ---
+    sensitivity_elements: dict[str, Array] | None = None
+    cluster: Any = None
+    levels: tuple[float, ...] | None = eqx.field(static=True, default=None)
+    model: Any = None
+    key: Any = None
 
     @property
     def theta(self) -> Array:
@@ -149,6 +164,11 @@ class DMLResult(eqx.Module):
             )
         if not isinstance(n_rep_boot, int) or n_rep_boot < 1:
             raise ValueError(f"n_rep_boot must be a positive integer, got {n_rep_boot!r}")
+        if self.cluster is not None:
+            raise ValueError(
+                "bootstrap with clustered data is not implemented (nor in DoubleML 0.11): the "
+                "multipliers would have to be drawn per cluster; use confint()"
+            )
         t_stats = bootstrap_t_stats(self.psi, self.psi_a, self.se_rep, method, n_rep_boot, key)
         return BootstrapResult(
             t_stats=t_stats, theta_rep=self.theta_rep, se_rep=self.se_rep, t_names=self.t_names
@@ -173,6 +193,82 @@ class DMLResult(eqx.Module):
             table[col] = ci[:, i]
         table.attrs["dtype"] = self.dtype
         return table
+
+
+    # --- sensitivity analysis and contrasts (issue 14) ---
+    def sensitivity(
+        self,
+        cf_y: float = 0.03,
+        cf_d: float = 0.03,
+        rho: float = 1.0,
+        level: float = 0.95,
+        null_hypothesis: Any = 0.0,
+    ):
+        """Sensitivity analysis for unobserved confounding ("Long Story Short", as DoubleML's
+        `sensitivity_analysis`).
+
+        **Arguments:**
+
+        - `cf_y`: share of the outcome's residual variation explained by the confounders, in
+          `[0, 1)`.
+        - `cf_d`: gain in the variation of the Riesz representer from the confounders, in
+          `[0, 1)`.
+        - `rho`: correlation of the two gaps, in `[-1, 1]` (`|rho| = 1`: the worst case).
+        - `level`: level of the one-sided confidence bounds.
+        - `null_hypothesis`: a float or one value per treatment; the robustness values say how
+          strong confounding must be to move the bound (`rv`) or the confidence bound (`rva`)
+          to it.
+
+        **Returns:** a [`jaxcausal.dml.SensitivityResult`][] with `summary()` and `plot()`.
+
+        ```python
+        sens = res.sensitivity(cf_y=0.04, cf_d=0.03)
+        sens.summary(); sens.plot()
+        ```
+        """
+        from ._sensitivity import analyse
+
+        return analyse(self, cf_y, cf_d, rho, level, null_hypothesis)
+
+    def sensitivity_benchmark(
+        self,
+        data: Any,
+        benchmarking_set: Sequence[str],
+        *,
+        key: PRNGKeyArray | None = None,
+        external_predictions: Any = None,
+    ) -> pd.DataFrame:
+        """Benchmark values of `cf_y`, `cf_d` and `rho` from leaving out observed covariates.
+
+        Refits the same model without the covariates `benchmarking_set` on the same folds (one
+        compiled cross-fit) and compares the long and short fits as DoubleML's
+        `sensitivity_benchmark` does.
+
+        **Arguments:**
+
+        - `data`: the data set of the fit.
+        - `benchmarking_set`: names of covariates (`data.x_names`) to leave out.
+        - `key`: key of the short fit (default: the key of this fit, so that the learners use
+          the same random numbers).
+        - `external_predictions`: external predictions for the short fit, if the fit used any.
+
+        **Returns:** a DataFrame with `cf_y`, `cf_d`, `rho` and `delta_theta` per treatment.
+        """
+        from ._sensitivity import benchmark
+
+        return benchmark(self, data, benchmarking_set, key, external_predictions)
+
+    def causal_contrast(self, reference_levels: Any) -> DMLResult:
+        """Contrasts of the average potential outcomes of an [`jaxcausal.dml.APOS`][] fit: every
+        level minus each reference level (DoubleML's `DoubleMLAPOS.causal_contrast`), with their
+        scores, standard errors and the sharper sensitivity elements of a contrast.
+
+        **Returns:** a [`jaxcausal.dml.DMLResult`][] with one coefficient per contrast
+        (`"1 vs 0"`, ...).
+        """
+        from ._apo import causal_contrast
+
+        return causal_contrast(self, reference_levels)
 
 
 class BootstrapResult(eqx.Module):

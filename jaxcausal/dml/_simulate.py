@@ -113,7 +113,8 @@ def simulate(
         names = list(estimator.row_names(tuple(names)))
     if truth is None and not _dgp_gives_truth(dgp, keys[0]):
         raise ValueError("truth is unknown: pass truth= or let dgp return (data, truth)")
-    per_sim = len(names) * estimator.n_rep * estimator.n_folds * len(estimator.learner_names)
+    n_coef = len(getattr(estimator, "treatment_levels", names))  # APOS: one per level
+    per_sim = n_coef * estimator.n_rep * estimator.n_folds * len(estimator.learner_names)
     # `eqx.Partial`s rather than lambdas: a second study with an equal estimator configuration and
     # the same `dgp` function reuses the compiled program (arrays in `estimator` are traced).
     replicate = eqx.Partial(_replicate, estimator, dgp, z)
@@ -122,7 +123,7 @@ def simulate(
         desc="simulate", unit="sim",
         header=(
             f"jc.dml.simulate: {n_sims} replications of {type(estimator).__name__} on "
-            f"{n_obs} rows, {per_sim} nuisance fits each ({len(names)} treatment(s) x "
+            f"{n_obs} rows, {per_sim} nuisance fits each ({n_coef} treatment(s) x "
             f"{estimator.n_rep} rep x {estimator.n_folds} folds x "
             f"{len(estimator.learner_names)} learners), {n_sims * per_sim} fits in all"
         ),
@@ -132,6 +133,9 @@ def simulate(
         true = np.broadcast_to(np.asarray(truth, float), theta.shape)
     if np.isnan(true).any():
         raise ValueError("truth is unknown: pass truth= or let dgp return (data, truth)")
+    if len(names) != theta.shape[1]:  # one coefficient per treatment level (APOS)
+        levels = getattr(estimator, "treatment_levels", range(theta.shape[1]))
+        names = [f"{v:g}" for v in levels]
     rows = pd.DataFrame({
         "sim": np.repeat(np.arange(n_sims), theta.shape[1]),
         "treatment": np.tile(names, n_sims),
