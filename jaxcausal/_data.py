@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Array, Float
 
-from ._checks import as_float_array, check_finite, check_ndim, is_concrete
+from ._checks import as_float_array, check_binary, check_finite, check_ndim, is_concrete
 
 
 def _names(given: Sequence[str] | None, prefix: str, k: int, arg: str) -> tuple[str, ...]:
@@ -36,6 +36,20 @@ def _as_2d(value: Any, name: str) -> jax.Array:
     return arr[:, None] if arr.ndim == 1 else arr
 
 
+def _period_indicator(value: Any, n: int) -> jax.Array | None:
+    """Validates the 0/1 period indicator `time` of repeated cross-sections."""
+    if value is None:
+        return None
+    arr = as_float_array(value, "time")
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    check_ndim(arr, (1,), "time", "a vector of shape (n_obs,) (a 0/1 period indicator)")
+    if arr.shape[0] != n:
+        raise ValueError(f"time has {arr.shape[0]} rows but y has {n}; all arrays need the same rows")
+    arr = check_finite(arr, "time")
+    return check_binary(arr, "time", "(the period indicator: 0 before, 1 after treatment)")
+
+
 class CausalData(eqx.Module):
     """Observational data for a causal question: outcome, treatment(s), covariates, instruments.
 
@@ -49,7 +63,11 @@ class CausalData(eqx.Module):
       `(n_obs, n_treatments)`.
     - `x`: covariates (confounders), shape `(n_obs, n_features)` or `(n_obs,)` for one covariate.
     - `z`: optional instruments, shape `(n_obs,)` or `(n_obs, n_instruments)`.
-    - `y_name`, `t_names`, `x_names`, `z_names`: optional column names (used by `summary()` tables).
+    - `time`: optional 0/1 period indicator `(n_obs,)` for repeated cross-sections (pre-treatment
+      period 0, post-treatment period 1), as DoubleML's `t_col`; used by
+      [`jaxcausal.dml.DIDCS`][]. Values other than 0 and 1 raise a `ValueError` naming `time`.
+    - `y_name`, `t_names`, `x_names`, `z_names`, `time_name`: optional column names (used by
+      `summary()` tables).
 
     Every array must be numeric and finite, and all must have the same number of rows; otherwise a
     `ValueError` names the offending argument.
@@ -66,10 +84,12 @@ class CausalData(eqx.Module):
     t: Float[Array, "n k"]
     x: Float[Array, "n p"]
     z: Float[Array, "n m"] | None
+    time: Float[Array, " n"] | None
     y_name: str = eqx.field(static=True)
     t_names: tuple[str, ...] = eqx.field(static=True)
     x_names: tuple[str, ...] = eqx.field(static=True)
     z_names: tuple[str, ...] | None = eqx.field(static=True)
+    time_name: str | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -82,6 +102,8 @@ class CausalData(eqx.Module):
         t_names: Sequence[str] | None = None,
         x_names: Sequence[str] | None = None,
         z_names: Sequence[str] | None = None,
+        time: Any = None,
+        time_name: str = "time",
     ):
         y = as_float_array(y, "y")
         if y.ndim == 2 and y.shape[1] == 1:
@@ -106,6 +128,9 @@ class CausalData(eqx.Module):
         self.t_names = _names(t_names, "t", t.shape[1], "t_names")
         self.x_names = _names(x_names, "x", x.shape[1], "x_names")
         self.z_names = None if z is None else _names(z_names, "z", z.shape[1], "z_names")
+        self.time, self.time_name = _period_indicator(time, n), None
+        if time is not None:
+            self.time_name = str(time_name)
 
     @property
     def n_obs(self) -> int:
@@ -129,22 +154,27 @@ class CausalData(eqx.Module):
         t: str | Sequence[str],
         x: Sequence[str] | str | None = None,
         z: str | Sequence[str] | None = None,
+        time: str | None = None,
     ) -> CausalData:
         """Builds `CausalData` from the columns of a DataFrame.
 
-        `x=None` takes every column not named as `y`, `t` or `z`. Unknown column names, non-numeric
+        `x=None` takes every column not named as `y`, `t`, `z` or `time` (the 0/1 period indicator
+        of repeated cross-sections, e.g. `time="period"`). Unknown column names, non-numeric
         columns and missing values raise a `ValueError` that names the column.
         """
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"df must be a pandas DataFrame; got {type(df).__name__}")
         t_cols = [t] if isinstance(t, str) else list(t)
         z_cols = None if z is None else ([z] if isinstance(z, str) else list(z))
+        time_cols = [] if time is None else [time]
         if x is None:
-            used = {y, *t_cols, *(z_cols or [])}
+            used = {y, *t_cols, *(z_cols or []), *time_cols}
             x_cols = [c for c in df.columns if c not in used]
         else:
             x_cols = [x] if isinstance(x, str) else list(x)
-        for arg, cols in (("y", [y]), ("t", t_cols), ("x", x_cols), ("z", z_cols or [])):
+        for arg, cols in (
+            ("y", [y]), ("t", t_cols), ("x", x_cols), ("z", z_cols or []), ("time", time_cols)
+        ):
             missing = [c for c in cols if c not in df.columns]
             if missing:
                 raise ValueError(
@@ -177,6 +207,8 @@ class CausalData(eqx.Module):
             t_names=t_cols,
             x_names=x_cols,
             z_names=z_cols,
+            time=None if time is None else df[time].to_numpy(dtype=float),
+            time_name="time" if time is None else time,
         )
 
     def to_pandas(self) -> pd.DataFrame:
@@ -187,6 +219,8 @@ class CausalData(eqx.Module):
         for names, arr in ((self.t_names, self.t), (self.x_names, self.x), (self.z_names, self.z)):
             if arr is not None:
                 parts.update({n: np.asarray(arr[:, i]) for i, n in enumerate(names)})
+        if self.time is not None:
+            parts[self.time_name] = np.asarray(self.time)
         return pd.DataFrame(parts)
 
     @staticmethod

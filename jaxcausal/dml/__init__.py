@@ -8,6 +8,13 @@ call.
 from ._base import AbstractDML as AbstractDML
 from ._cate import CATE as CATE, CATEResult as CATEResult
 from ._crossfit import draw_folds as draw_folds
+from ._did import DID as DID
+from ._did_cs import DIDCS as DIDCS
+from ._did_scores import (
+    AbstractDIDScore as AbstractDIDScore,
+    Experimental as Experimental,
+    Observational as Observational,
+)
 from ._inference import (
     AbstractBootstrap as AbstractBootstrap,
     BayesBootstrap as BayesBootstrap,
