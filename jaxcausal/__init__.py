@@ -19,6 +19,7 @@ from . import (
     train as train,
 )
 from ._data import CausalData as CausalData
+from ._panel import PanelData as PanelData
 
 try:
     __version__ = _version("jaxcausal")

@@ -45,7 +45,9 @@ def _period_indicator(value: Any, n: int) -> jax.Array | None:
         arr = arr[:, 0]
     check_ndim(arr, (1,), "time", "a vector of shape (n_obs,) (a 0/1 period indicator)")
     if arr.shape[0] != n:
-        raise ValueError(f"time has {arr.shape[0]} rows but y has {n}; all arrays need the same rows")
+        raise ValueError(
+            f"time has {arr.shape[0]} rows but y has {n}; all arrays need the same rows"
+        )
     arr = check_finite(arr, "time")
     return check_binary(arr, "time", "(the period indicator: 0 before, 1 after treatment)")
 

@@ -145,9 +145,10 @@ class DID(AbstractDML):
         return Nuisance(psi_a=psi_a, psi_b=psi_b, predictions=preds, losses=losses, checks=checks)
 
     def sensitivity_elements(self, data, nuisance, theta):
-        """DoubleML's sensitivity elements of the DID score (`DoubleMLDID._sensitivity_element_est`):
-        $\\sigma^2$ from the outcome residual $Y - (D g_1 + (1 - D) g_0)$ and $\\nu^2$ from the
-        Riesz representer of the chosen score; each `(1, n_rep)` or `(1, n_rep, n_obs)`."""
+        """DoubleML's sensitivity elements of the DID score
+        (`DoubleMLDID._sensitivity_element_est`): $\\sigma^2$ from the outcome residual
+        $Y - (D g_1 + (1 - D) g_0)$ and $\\nu^2$ from the Riesz representer of the chosen score;
+        each `(1, n_rep)` or `(1, n_rep, n_obs)`."""
         preds = nuisance.predictions
         n_rep = preds["ml_g0"].shape[1]
         y_b = broadcast_to_krn(data.y, 1, n_rep)

@@ -75,7 +75,8 @@ class AbstractDIDScore(AbstractScore):
 
 def _cells(d: Array, t: Array) -> dict[str, Array]:
     return {
-        "d1_t1": d * t, "d1_t0": d * (1.0 - t), "d0_t1": (1.0 - d) * t, "d0_t0": (1.0 - d) * (1.0 - t)
+        "d1_t1": d * t, "d1_t0": d * (1.0 - t),
+        "d0_t1": (1.0 - d) * t, "d0_t0": (1.0 - d) * (1.0 - t),
     }
 
 
@@ -248,7 +249,9 @@ def sensitivity_from_riesz(
     psi_sigma2, psi_nu2 = sigma2_el - sigma2, nu2_el - nu2
     if rows is not None:
         scale = rows.shape[-1] / jnp.sum(rows, axis=-1, keepdims=True)
-        psi_sigma2, psi_nu2, alpha = (scale * _on_rows(v, rows) for v in (psi_sigma2, psi_nu2, alpha))
+        psi_sigma2, psi_nu2, alpha = (
+            scale * _on_rows(v, rows) for v in (psi_sigma2, psi_nu2, alpha)
+        )
     return {
         "sigma2": sigma2[..., 0],
         "nu2": nu2[..., 0],
