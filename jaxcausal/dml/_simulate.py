@@ -14,8 +14,10 @@ import pandas as pd
 from jaxtyping import PRNGKeyArray
 
 from .._data import CausalData
+from .._panel import PanelData
 from ..parallel import sharded_map
 from ._base import AbstractDML
+from ._did_multi import DIDMulti
 from ._inference import normal_quantile
 
 
@@ -23,7 +25,7 @@ def _replicate(estimator: AbstractDML, dgp: Callable, z: float, key: PRNGKeyArra
     k_data, k_fit = jr.split(key)
     drawn = dgp(k_data)
     data, truth = drawn if isinstance(drawn, tuple) else (drawn, jnp.nan)
-    if not isinstance(data, CausalData):
+    if not isinstance(data, CausalData | PanelData):
         raise TypeError(
             f"dgp(key) must return a CausalData (or a (CausalData, truth) pair); got {type(data)}"
         )
@@ -86,7 +88,7 @@ def simulate(
     table = jc.dml.simulate(est, dgp, key=jr.key(0), n_sims=1000, truth=0.5)
     ```
     """
-    if not isinstance(estimator, AbstractDML):
+    if not isinstance(estimator, AbstractDML | DIDMulti):
         raise TypeError(f"estimator must be a DML model (e.g. jc.dml.PLR); got {estimator!r}")
     if not callable(dgp):
         raise TypeError(f"dgp must be a function key -> CausalData; got {dgp!r}")
@@ -103,7 +105,7 @@ def simulate(
         true = np.broadcast_to(np.asarray(truth, float), theta.shape)
     if np.isnan(true).any():
         raise ValueError("truth is unknown: pass truth= or let dgp return (data, truth)")
-    names = _treatment_names(dgp, keys[0])
+    names = _treatment_names(dgp, keys[0], estimator)
     rows = pd.DataFrame({
         "sim": np.repeat(np.arange(n_sims), theta.shape[1]),
         "treatment": np.tile(names, n_sims),
@@ -120,10 +122,13 @@ def simulate(
     return _summary(rows, names)
 
 
-def _treatment_names(dgp, key) -> list[str]:
-    """The treatment names of the data `dgp` draws, read from its shapes without computing it."""
+def _treatment_names(dgp, key, estimator) -> list[str]:
+    """The treatment names of the data `dgp` draws, read from its shapes without computing it
+    (for `DIDMulti` on panel data: the group-time cells)."""
     drawn = jax.eval_shape(dgp, key)
     data = drawn[0] if isinstance(drawn, tuple) else drawn
+    if isinstance(data, PanelData):
+        return list(estimator.labels(data))
     return list(data.t_names)
 
 
