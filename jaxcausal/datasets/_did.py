@@ -35,7 +35,7 @@ def _features(key: PRNGKeyArray, n_obs: int, c: float) -> tuple[Array, Array]:
         ],
         axis=1,
     )
-    return x, (z - jnp.mean(z, axis=0)) / jnp.std(z, axis=0)
+    return x, (z - jnp.mean(z, axis=0, keepdims=True)) / jnp.std(z, axis=0, keepdims=True)
 
 
 def _select(dgp_type: int, x: Array, z: Array) -> tuple[Array | None, Array]:
@@ -93,8 +93,8 @@ def make_did_SZ2020(
     _check_dgp(dgp_type)
     if not 0.0 < lambda_t < 1.0:
         raise ValueError(f"lambda_t must be in (0, 1), got {lambda_t}")
-    y, d, z, t = _sz2020_arrays(key, n_obs, dgp_type, bool(cross_sectional), theta, xi, c,
-                                lambda_t)
+    y, d, z, t = _sz2020_arrays(key, n_obs, dgp_type, bool(cross_sectional), theta, xi,
+                                float(c), lambda_t)
     return CausalData(
         y, d, z, y_name="y", t_names=("d",), x_names=_Z_NAMES,
         time=t if cross_sectional else None, time_name="t",
@@ -105,7 +105,8 @@ def _f_reg(w: Array) -> Array:
     return 210.0 + 27.4 * w[:, 0] + 13.7 * (w[:, 1] + w[:, 2] + w[:, 3])
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+# the covariate correlation c is static: it shapes the Cholesky factor, not the draws
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 6))
 def _sz2020_arrays(key, n_obs, dgp_type, cross_sectional, theta, xi, c, lambda_t):
     k_x, k_u, k_nu, k_e0, k_e1, k_t = jr.split(key, 6)
     x, z = _features(k_x, n_obs, c)
@@ -173,7 +174,7 @@ def make_did_CS2021(
             f"n_pre_treat_periods must be below n_periods={n_periods}, got {n_pre_treat_periods}"
         )
     y, g, z = _cs2021_arrays(key, n_obs, dgp_type, n_periods, n_pre_treat_periods,
-                             bool(include_never_treated), xi, c)
+                             bool(include_never_treated), xi, float(c))
     return PanelData(
         y, g, z,
         t_values=tuple(float(t) for t in range(n_periods)),
@@ -187,7 +188,7 @@ def did_cs2021_att(g: float, t: float) -> float:
     return float(max(t - g + 1.0, 0.0))
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5, 7))
 def _cs2021_arrays(key, n_obs, dgp_type, n_periods, n_pre, never, xi, c):
     k_x, k_g, k_eta, k_e0, k_e1 = jr.split(key, 5)
     x, z = _features(k_x, n_obs, c)
