@@ -203,7 +203,7 @@ def cell_arrays(cells: tuple[Cell, ...], t_values: tuple[float, ...], anticipati
     )
 
 
-def check_controls(g: np.ndarray, cells, control: AbstractControlGroup, arrays: CellArrays):
+def check_controls(g: Any, cells, control: AbstractControlGroup, arrays: CellArrays):
     """Eager check that every cell has treated and control units (DoubleML raises too)."""
     g = np.asarray(g)
     treated = g[None, :] == np.asarray(arrays.g)[:, None]

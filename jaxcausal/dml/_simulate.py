@@ -21,7 +21,7 @@ from ._did_multi import DIDMulti
 from ._inference import normal_quantile
 
 
-def _replicate(estimator: AbstractDML, dgp: Callable, z: float, key: PRNGKeyArray):
+def _replicate(estimator: AbstractDML | DIDMulti, dgp: Callable, z: float, key: PRNGKeyArray):
     k_data, k_fit = jr.split(key)
     drawn = dgp(k_data)
     data, truth = drawn if isinstance(drawn, tuple) else (drawn, jnp.nan)
@@ -39,7 +39,7 @@ def _replicate(estimator: AbstractDML, dgp: Callable, z: float, key: PRNGKeyArra
 
 
 def simulate(
-    estimator: AbstractDML,
+    estimator: AbstractDML | DIDMulti,
     dgp: Callable[[PRNGKeyArray], Any],
     *,
     key: PRNGKeyArray,
