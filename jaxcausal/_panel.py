@@ -18,6 +18,11 @@ def _fmt(v: float) -> str:
     return f"{v:g}"
 
 
+def _py(v: Any) -> Any:
+    """A NumPy scalar as the Python value (for readable error messages)."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
 class PanelData(eqx.Module):
     """A balanced panel for multi-period difference-in-differences: every unit observed in every
     period, with the period of its first treatment (staggered adoption), as DoubleML's
@@ -62,8 +67,8 @@ class PanelData(eqx.Module):
         g: Any,
         x: Any,
         *,
-        t_values: Sequence[float] | None = None,
-        g_values: Sequence[float] | None = None,
+        t_values: Sequence[Any] | None = None,
+        g_values: Sequence[Any] | None = None,
         y_name: str = "y",
         g_name: str = "g",
         time_name: str = "t",
@@ -166,9 +171,10 @@ class PanelData(eqx.Module):
                     f"{row})"
                 )
         if df.duplicated([id, time]).any():
-            row = df[df.duplicated([id, time])].iloc[0]
+            dup = df[df.duplicated([id, time])]
+            unit, period = _py(dup[id].iloc[0]), _py(dup[time].iloc[0])
             raise ValueError(
-                f"id {row[id]!r} has several rows for period {row[time]!r} (id='{id}', "
+                f"id {unit!r} has several rows for period {period!r} (id='{id}', "
                 f"time='{time}'); a panel has one row per unit and period"
             )
         ids = np.sort(df[id].unique())
@@ -177,9 +183,9 @@ class PanelData(eqx.Module):
         if (counts < len(periods)).any():
             unit = counts.index[int(np.argmax((counts < len(periods)).to_numpy()))]
             have = set(df.loc[df[id] == unit, time])
-            lost = [p for p in periods if p not in have]
+            lost = [_py(p) for p in periods if p not in have]
             raise ValueError(
-                f"the panel is unbalanced: id {unit!r} has no row for period(s) {lost} "
+                f"the panel is unbalanced: id {_py(unit)!r} has no row for period(s) {lost} "
                 f"(time='{time}'); every unit must be observed in every period (drop incomplete "
                 "units first)"
             )
@@ -194,8 +200,8 @@ class PanelData(eqx.Module):
         same = (per_unit == per_unit[:, :1]).all(axis=1)
         if not same.all():
             raise ValueError(
-                f"g (column '{g}') varies within id {ids[int(np.argmin(same))]!r}; it must be the "
-                "unit's first treatment period, the same in every period"
+                f"g (column '{g}') varies within id {_py(ids[int(np.argmin(same))])!r}; it must "
+                "be the unit's first treatment period, the same in every period"
             )
         y_wide = long[y].to_numpy(dtype=float).reshape(len(ids), len(periods))
         x_long = long[x_cols].to_numpy(dtype=float).reshape(len(ids), len(periods), len(x_cols))

@@ -183,7 +183,7 @@ def make_did_CS2021(
     )
 
 
-def did_cs2021_att(g: float, t: float) -> float:
+def did_cs2021_att(g: float | int, t: float | int) -> float:
     """The true $ATT(g, t) = \\max(t - g + 1, 0)$ of [`jaxcausal.datasets.make_did_CS2021`][]."""
     return float(max(t - g + 1.0, 0.0))
 
