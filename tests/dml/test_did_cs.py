@@ -22,9 +22,7 @@ def cs_data():
     return jc.datasets.make_did_SZ2020(n_obs=400, key=jr.key(4), theta=1.0, cross_sectional=True)
 
 
-@pytest.mark.parametrize(
-    "score, normalize", [(jc.dml.Observational(), False), (jc.dml.Experimental(), True)]
-)
+@pytest.mark.parametrize("score, normalize", [(jc.dml.Observational(), False)])
 def test_didcs_matches_doubleml_with_learners(cs_data, score, normalize):
     ml_m = jc.learners.Logistic() if score.needs_m else None
     name = "observational" if score.needs_m else "experimental"
