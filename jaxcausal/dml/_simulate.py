@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 from jaxtyping import PRNGKeyArray
 
+from .._cache import use_default_cache
 from .._data import CausalData
 from .._panel import PanelData
-from ..parallel import sharded_map
+from .._progress import chunked_map
 from ._base import AbstractDML
 from ._did_multi import DIDMulti
 from ._inference import normal_quantile
@@ -49,6 +50,7 @@ def simulate(
     summarize: bool = True,
     mesh: Any = None,
     batch_size: int | None = None,
+    progress: bool = True,
 ) -> pd.DataFrame:
     """Runs `n_sims` replications of "draw a data set, fit the estimator" in one compiled call.
 
@@ -77,6 +79,14 @@ def simulate(
       (`benchmarks/cpu_batching.py`: 100 PLR fits with MLP nuisances on one core, 79 s as one
       batch, 44 s in batches of 10, 26 s one at a time). Results do not depend on it beyond
       rounding.
+    - `progress`: say up front how many fits the study runs, and show a progress bar (tqdm, on
+      stderr) while it runs; `False` prints nothing. With a progress bar the replications run
+      in a few dozen equal chunks of one compiled program (a call per chunk, the same results);
+      without, in one call.
+
+    The compiled program is kept in JAX's persistent compilation cache (`~/.cache/jaxcausal`,
+    see [`jaxcausal.enable_compilation_cache`][]; `JAXCAUSAL_CACHE=0` turns it off), so the same
+    study in a new process does not compile again.
 
     **Returns:** a `pandas.DataFrame`. Summarised: `truth`, `n_sims`, `n_failed`, `mean`, `bias`,
     `rmse`, `sd`, `mean_se`, `bias_over_se` (bias / mean se) and `coverage`, indexed by treatment.
@@ -94,18 +104,31 @@ def simulate(
         raise TypeError(f"dgp must be a function key -> CausalData; got {dgp!r}")
     if not isinstance(n_sims, int) or n_sims < 1:
         raise ValueError(f"n_sims must be a positive integer, got {n_sims!r}")
+    use_default_cache()
     z = normal_quantile(level)
     keys = jr.split(key, n_sims)
+    names, n_obs = _treatment_names(dgp, keys[0], estimator)
+    if truth is None and not _dgp_gives_truth(dgp, keys[0]):
+        raise ValueError("truth is unknown: pass truth= or let dgp return (data, truth)")
+    per_sim = len(names) * estimator.n_rep * estimator.n_folds * len(estimator.learner_names)
     # `eqx.Partial`s rather than lambdas: a second study with an equal estimator configuration and
     # the same `dgp` function reuses the compiled program (arrays in `estimator` are traced).
     replicate = eqx.Partial(_replicate, estimator, dgp, z)
-    out = sharded_map(replicate, batch_size=batch_size, mesh=mesh)(keys)
+    out = chunked_map(
+        replicate, keys, batch_size=batch_size, mesh=mesh, progress=progress,
+        desc="simulate", unit="sim",
+        header=(
+            f"jc.dml.simulate: {n_sims} replications of {type(estimator).__name__} on "
+            f"{n_obs} rows, {per_sim} nuisance fits each ({len(names)} treatment(s) x "
+            f"{estimator.n_rep} rep x {estimator.n_folds} folds x "
+            f"{len(estimator.learner_names)} learners), {n_sims * per_sim} fits in all"
+        ),
+    )
     theta, se, lower, upper, true, ok = (np.asarray(a) for a in out)
     if truth is not None:
         true = np.broadcast_to(np.asarray(truth, float), theta.shape)
     if np.isnan(true).any():
         raise ValueError("truth is unknown: pass truth= or let dgp return (data, truth)")
-    names = _treatment_names(dgp, keys[0], estimator)
     rows = pd.DataFrame({
         "sim": np.repeat(np.arange(n_sims), theta.shape[1]),
         "treatment": np.tile(names, n_sims),
@@ -122,14 +145,18 @@ def simulate(
     return _summary(rows, names)
 
 
-def _treatment_names(dgp, key, estimator) -> list[str]:
-    """The treatment names of the data `dgp` draws, read from its shapes without computing it
-    (for `DIDMulti` on panel data: the group-time cells)."""
+def _treatment_names(dgp, key, estimator) -> tuple[list[str], int]:
+    """The treatment names and row count of the data `dgp` draws, read from its shapes without
+    computing it (for `DIDMulti` on panel data: the group-time cells and the units)."""
     drawn = jax.eval_shape(dgp, key)
     data = drawn[0] if isinstance(drawn, tuple) else drawn
     if isinstance(data, PanelData):
-        return list(estimator.labels(data))
-    return list(data.t_names)
+        return list(estimator.labels(data)), int(data.y.shape[-2])
+    return list(data.t_names), int(data.y.shape[-1])
+
+
+def _dgp_gives_truth(dgp, key) -> bool:
+    return isinstance(jax.eval_shape(dgp, key), tuple)
 
 
 def _summary(rows: pd.DataFrame, names: list[str]) -> pd.DataFrame:

@@ -79,7 +79,7 @@ def _unit(scm, ivs, endo, affected, inverted, obs):
 def _counterfactual_impl(scm, ivs, endo, affected, inverted, observed):
     n = observed[endo[0]].shape[0]
     ivs = broadcast_interventions(ivs, n)
-    return jax.vmap(lambda iv, o: _unit(scm, iv, endo, affected, inverted, o))(ivs, observed)
+    return eqx.filter_vmap(lambda iv, o: _unit(scm, iv, endo, affected, inverted, o))(ivs, observed)
 
 
 def counterfactual(

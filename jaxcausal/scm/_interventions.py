@@ -92,9 +92,17 @@ class Soft(AbstractIntervention):
     distribution given its parents (a `numpyro.distributions.Distribution`) and returns a new one,
     e.g. `lambda d: dist.Normal(d.loc, 0.5 * d.scale)`; for a `numpyro.deterministic` site it
     takes and returns the value.
+
+    Compiled samplers are reused when the functions are the same objects: a new `lambda` at
+    every call retraces and recompiles. Write the function once (module level), or make its
+    parameters arrays of an `equinox.Partial` (or an Equinox module): they are traced, so
+    `Soft({"x": eqx.Partial(scale_noise, jnp.asarray(s))})` compiles once for every `s`.
     """
 
-    fns: tuple[tuple[str, Callable], ...] = eqx.field(static=True)
+    names: tuple[str, ...] = eqx.field(static=True)
+    # Not static: arrays inside the functions (an `eqx.Partial`'s arguments) are traced, and plain
+    # functions are non-array leaves, kept static by the filtered transforms (compared by identity).
+    fns: tuple[Callable, ...]
 
     def __init__(self, fns: Mapping[str, Any]):
         if not isinstance(fns, Mapping):
@@ -102,13 +110,18 @@ class Soft(AbstractIntervention):
         bad = [k for k, f in fns.items() if not callable(f)]
         if bad:
             raise TypeError(f"fns must map node names to callables; not callable for {bad}")
-        self.fns = tuple((str(k), f) for k, f in fns.items())
+        self.names = tuple(str(k) for k in fns)
+        self.fns = tuple(fns.values())
 
     def targets(self) -> tuple[str, ...]:
-        return tuple(k for k, _ in self.fns)
+        return self.names
+
+    def get(self, name: str) -> Callable:
+        """The function that replaces the mechanism of `name`."""
+        return self.fns[self.names.index(name)]
 
     def process(self, name: str, fn: Any, kind: str) -> Any:
-        fns = dict(self.fns)
+        fns = dict(zip(self.names, self.fns))
         if name in fns and kind == "sample":
             new = fns[name](fn)
             if not isinstance(new, dist.Distribution):
@@ -231,7 +244,7 @@ class Runner(Messenger):
         if kind == "deterministic":
             for iv in self.interventions:
                 if isinstance(iv, Soft) and name in iv.targets():
-                    value = dict(iv.fns)[name](value)
+                    value = iv.get(name)(value)
         for iv in self.interventions:
             value = iv.apply(name, value)
         msg["value"] = value

@@ -37,8 +37,13 @@ def run_unit(
 def broadcast_interventions(
     interventions: tuple[AbstractIntervention, ...], n: int
 ) -> tuple[AbstractIntervention, ...]:
-    """Gives every intervention value a leading unit axis of size `n` (values may be per unit)."""
+    """Gives every intervention value a leading unit axis of size `n` (values may be per unit).
+
+    Array leaves only: the functions of a `Soft` stay as they are (map with `eqx.filter_vmap`),
+    and arrays inside them (an `eqx.Partial`'s arguments) are broadcast like values."""
     def to_n(v):
+        if not eqx.is_array_like(v):
+            return v
         v = jnp.asarray(v)
         if v.ndim == 0:
             return jnp.broadcast_to(v, (n,))
@@ -51,13 +56,52 @@ def broadcast_interventions(
     return jax.tree.map(to_n, interventions)
 
 
+BULK_NOISE_IMPL = "threefry2x32"
+"""The PRNG that draws the bulk noise of `sample` (the `(n, d)` uniforms): JAX's default.
+
+`benchmarks/scm_noise_prng.py` compares JAX's implementations on this work. On a CPU the cost is
+not the generator but batching: threefry bits drawn for a `vmap`ped batch of keys were 7x slower
+than the same bits drawn one key at a time (2.98 s against 0.43 s for 200 x 10,000 x 20
+uniforms, loaded 2-core machine), and `rbg`/`unsafe_rbg` (XLA's `RngBitGenerator`) were slower
+than unbatched threefry (1.7 s and 1.6 s) and not `vmap`-invariant. So batched queries draw each
+intervention's noise unbatched (a `lax.map` over keys), with threefry, which keeps the strongest
+guarantees (a cryptographic counter-based hash; the same key gives the same noise, in a loop, under
+`vmap` or sharded). Another implementation can be tried by setting this name (benchmarks only).
+"""
+
+
+def bulk_noise_key(key: PRNGKeyArray) -> PRNGKeyArray:
+    """The `BULK_NOISE_IMPL` key derived from `key` (any implementation) by 128 random bits."""
+    if BULK_NOISE_IMPL == "threefry2x32":  # JAX's default: `key` itself
+        return key
+    return jr.wrap_key_data(jr.bits(key, (4,), jnp.uint32), impl=BULK_NOISE_IMPL)
+
+
+def unit_uniforms(key: PRNGKeyArray, n: int, d: int) -> Float[Array, "n d"]:
+    """The `(n, d)` uniforms in `(0, 1)` that drive the location-scale sites of `n` units.
+
+    Batched callers draw these with `lax.map` (one key at a time), which is several times faster
+    on a CPU than drawing them for a `vmap`ped batch of keys (see `BULK_NOISE_IMPL`).
+    """
+    tiny = jnp.finfo(jnp.result_type(float)).tiny
+    return jr.uniform(bulk_noise_key(key), (n, d), minval=tiny, maxval=1.0)
+
+
+def unit_keys(key: PRNGKeyArray) -> tuple[PRNGKeyArray, PRNGKeyArray]:
+    """`(k_sites, k_noise)`: NumPyro's per-unit keys (non-location-scale sites) and the bulk
+    noise key of `unit_uniforms`."""
+    return tuple(jr.split(key))
+
+
 @eqx.debug.assert_max_traces(max_traces=None)
-def _sample_impl(scm: SCM, n: int, key: PRNGKeyArray) -> dict[str, Array]:
-    k_sites, k_unif = jr.split(key)
+def _sample_impl(
+    scm: SCM, n: int, key: PRNGKeyArray, u: Float[Array, "n d"] | None = None
+) -> dict[str, Array]:
+    k_sites, k_unif = unit_keys(key)
     keys = jr.split(k_sites, n)
     names = scm.graph.names
-    tiny = jnp.finfo(jnp.result_type(float)).tiny
-    u = jr.uniform(k_unif, (n, len(names)), minval=tiny, maxval=1.0)
+    if u is None:
+        u = unit_uniforms(k_unif, n, len(names))
     ivs = broadcast_interventions(scm.interventions, n)
     index = {v: j for j, v in enumerate(names)}
 
@@ -65,7 +109,7 @@ def _sample_impl(scm: SCM, n: int, key: PRNGKeyArray) -> dict[str, Array]:
         values, _ = run_unit(scm.model, iv, k, uniforms=uu, index=index)
         return {v: values[v] for v in names}
 
-    return jax.vmap(one)(keys, u, ivs)
+    return eqx.filter_vmap(one)(keys, u, ivs)
 
 
 sample_jit = eqx.filter_jit(_sample_impl)
