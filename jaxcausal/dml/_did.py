@@ -162,28 +162,37 @@ class DID(AbstractDML):
 
 
 def fit_outcome_models(learner, xs, y_b, train, test, groups, key, external):
-    """Out-of-fold outcome regressions, one per group of rows (`{name: 0/1 rows (k, n)}`).
+    """Out-of-fold outcome regressions, one per group of rows (`{name: 0/1 rows (k, n) or (k,
+    n_rep, n)}`).
 
-    The groups a learner must fit are stacked along the treatment axis, so that all of them are
-    one batched fit (one trace, one compiled `vmap`) instead of one per group.
+    The groups a learner must fit are stacked as extra repetitions (the fold masks times each
+    group's rows), so that all of them are one batched fit (one trace, one compiled `vmap`)
+    that shares the covariate matrix, instead of one fit per group.
     """
     todo = [name for name in groups if name not in external]
     preds = {name: external[name] for name in groups if name in external}
     if todo:
         if learner is None:
             raise ValueError(f"ml_g is None and no external predictions for {todo} were given")
-        k = xs.shape[0]
-        stacked = crossfit(
-            learner,
-            jnp.concatenate([xs] * len(todo)),
-            jnp.concatenate([y_b] * len(todo)),
-            jnp.concatenate([train * groups[name][:, None, None, :] for name in todo]),
-            test,
-            key,
-        )
+        n_rep = y_b.shape[1]
+        masks = []
+        for name in todo:
+            rows = groups[name]
+            rows = rows[:, None, :] if rows.ndim == 2 else rows
+            masks.append(train * rows[:, :, None, :])
+        stacked = crossfit_stacked(learner, xs, [y_b] * len(todo), masks, test, key)
         for i, name in enumerate(todo):
-            preds[name] = stacked[i * k:(i + 1) * k]
+            preds[name] = stacked[:, i * n_rep:(i + 1) * n_rep]
     return {name: preds[name] for name in groups}
+
+
+def crossfit_stacked(learner, xs, targets, masks, test, key):
+    """`crossfit` of several (target `(k, n_rep, n)`, training mask `(k, n_rep, n_folds, n)`)
+    pairs of one learner as one fit, stacked along the repetition axis; returns `(k, len *
+    n_rep, n)`."""
+    y = jnp.concatenate(targets, axis=1)
+    train = jnp.concatenate(masks, axis=1)
+    return crossfit(learner, xs, y, train, jnp.tile(test, (len(targets), 1, 1)), key)
 
 
 def fit_propensity(learner, xs, d_b, train, test, key, external):

@@ -192,9 +192,7 @@ def _fit_compiled(model: DIDMulti, data: PanelData, arrays, folds, key, external
     y_b, d_b = broadcast_to_krn(y, c, n_rep), broadcast_to_krn(d, c, n_rep)
     rows_b = broadcast_to_krn(rows, c, n_rep)
     groups = {"ml_g0": ctrl, "ml_g1": d}
-    raw = fit_outcome_models(model.ml_g, x, y_b, train, test, groups, k_fit, external)
-    if model.score.needs_m:
-        raw["ml_m"] = fit_propensity(model.ml_m, x, d_b, train, test, k_fit, external)
+    raw = _fit_nuisances(model, data.x, x, y_b, d_b, train, test, groups, k_fit, external)
     on_rows = rows_b > 0
     checks = {
         f"finite:{name}": jnp.all(jnp.isfinite(p) | ~on_rows, axis=-1) for name, p in raw.items()
@@ -243,6 +241,34 @@ def _fit_compiled(model: DIDMulti, data: PanelData, arrays, folds, key, external
         g_values=data.g_values,
         t_values=data.t_values,
     )
+
+
+def _fit_nuisances(model, x_data, x, y_b, d_b, train, test, groups, key, external):
+    """The cells' outcome regressions and propensities. With time-invariant covariates every
+    cell shares one covariate matrix, so the cells are stacked as extra repetitions of one
+    batched fit (`k = 1`); otherwise each cell has its own matrix (`k = n_cells`)."""
+    c, n_rep, n = y_b.shape
+    if x_data.ndim == 2:
+        def flat(a):
+            return a.reshape(1, c * n_rep, *a.shape[2:])
+
+        def back(a):
+            return a.reshape(c, n_rep, n)
+
+        xs, tests = x_data[None], jnp.tile(test, (c, 1, 1))
+        cells = {k: flat(jnp.broadcast_to(v[:, None, :], (c, n_rep, n))) for k, v in groups.items()}
+        ext = {k: flat(v) for k, v in external.items()}
+        y_f, d_f, train_f = flat(y_b), flat(d_b), flat(train)
+    else:
+        def back(a):
+            return a
+
+        xs, tests, cells, ext = x, test, groups, external
+        y_f, d_f, train_f = y_b, d_b, train
+    raw = fit_outcome_models(model.ml_g, xs, y_f, train_f, tests, cells, key, ext)
+    if model.score.needs_m:
+        raw["ml_m"] = fit_propensity(model.ml_m, xs, d_f, train_f, tests, key, ext)
+    return {name: back(p) for name, p in raw.items()}
 
 
 def _external(given, model: DIDMulti, cells, n: int, dtype) -> dict[str, Any]:

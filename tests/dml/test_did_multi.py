@@ -121,12 +121,19 @@ def test_gt_combinations_match_doubleml(rule, name, anticipation):
     assert [tuple(map(float, c)) for c in theirs] == ours
 
 
-def test_didmulti_one_compiled_fit_and_bootstrap_bands(panel):
-    """All cells are one compiled program: a second data set of the same shape reuses it. The
-    bootstrap gives simultaneous bands over the cells (and over aggregated effects) that are
-    wider than the pointwise intervals."""
+def test_didmulti_one_compiled_fit_and_bootstrap_bands():
+    """Time-invariant covariates (the usual case): the cells are stacked as repetitions of one
+    batched fit on one covariate matrix, again equal to DoubleML cell by cell. All cells are one
+    compiled program: a second data set of the same shape reuses it. The bootstrap gives
+    simultaneous bands over the cells (and over aggregated effects) that are wider than the
+    pointwise intervals."""
+    panel = jc.datasets.make_did_CS2021(n_obs=300, n_periods=4, key=jr.key(17))
     est = jc.dml.DIDMulti(jc.learners.Linear(), jc.learners.Logistic(), n_folds=3, n_rep=2)
-    est.fit(panel, key=jr.key(0))
+    first = est.fit(panel, key=jr.key(0))
+    theirs = dref.fit_multi(panel, ref.linear(), ref.logistic(), first.folds, 3, 2)
+    atol = RTOL * np.abs(theirs.all_coef).max()
+    np.testing.assert_allclose(first.theta_rep, theirs.all_coef, rtol=RTOL, atol=atol)
+    np.testing.assert_allclose(first.se_rep, theirs.all_se, rtol=RTOL)
     before = _did_multi.trace_count()
     other = eqx.tree_at(lambda p: p.y, panel, panel.y + jr.normal(jr.key(1), panel.y.shape))
     res = est.fit(other, key=jr.key(2))
