@@ -11,6 +11,7 @@ repetitions as for any DML estimate.
 from __future__ import annotations
 
 import abc
+from typing import Any
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -167,3 +168,14 @@ class DIDAggregationResult(eqx.Module):
     ) -> BootstrapResult:
         """The multiplier bootstrap of the aggregated effects (joint bands with `.confint()`)."""
         return self.effects.bootstrap(method, n_rep_boot, key=key)
+
+    def plot(self, *, key: PRNGKeyArray, level: float = 0.95, n_rep_boot: int = 500) -> Any:
+        """The aggregated effects with simultaneous bootstrap bands (drawn with `key`) and the
+        overall effect as a line. Needs matplotlib (`jaxcausal[plot]`).
+
+        **Returns:** the matplotlib figure.
+        """
+        from ._did_plot import plot_aggregated
+
+        bands = np.asarray(self.bootstrap(n_rep_boot=n_rep_boot, key=key).confint(level))
+        return plot_aggregated(self, bands, level)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import equinox as eqx
 import numpy as np
 import pandas as pd
@@ -109,6 +111,18 @@ class DIDMultiResult(eqx.Module):
     def summary(self, level: float = 0.95) -> pd.DataFrame:
         """DoubleML's summary table, one row per cell."""
         return self.effects.summary(level)
+
+    def plot(self, *, key: PRNGKeyArray, level: float = 0.95, n_rep_boot: int = 500) -> Any:
+        """One panel per treated group: the cells' effects over the evaluation period with
+        simultaneous bands from the multiplier bootstrap (drawn with `key`), pre-treatment cells
+        in grey, as DoubleML's `plot_effects`. Needs matplotlib (`jaxcausal[plot]`).
+
+        **Returns:** the matplotlib figure.
+        """
+        from ._did_plot import plot_cells
+
+        bands = np.asarray(self.bootstrap(n_rep_boot=n_rep_boot, key=key).confint(level))
+        return plot_cells(self, bands, level)
 
     def aggregate(self, aggregation: AbstractAggregation = ByGroup()) -> DIDAggregationResult:
         """Aggregated effects: `jc.dml.ByGroup()` (default), `jc.dml.ByTime()`,

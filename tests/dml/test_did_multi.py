@@ -146,6 +146,15 @@ def test_didmulti_one_compiled_fit_and_bootstrap_bands():
     assert bands.shape == (len(agg.effects.t_names), 2)
     table = agg.summary()
     assert list(table.index) == ["overall", *agg.effects.t_names]
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = res.plot(key=jr.key(5), n_rep_boot=100)
+    assert len(fig.axes) == len(panel.g_values)  # one panel per treated group
+    fig_agg = agg.plot(key=jr.key(6), n_rep_boot=100)
+    assert len(fig_agg.axes[0].lines) >= 1
+    plt.close("all")
 
 
 def test_didmulti_float32_on_badly_scaled_covariates(panel):
