@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from ._cache import enable_compilation_cache as enable_compilation_cache
 
 _SUBPACKAGES = (
-    "datasets", "dml", "hybrid", "learners", "metrics", "nn", "parallel", "scm", "te", "train",
+    "datasets", "dml", "gim", "hybrid", "learners", "metrics", "nn", "parallel", "scm", "te",
+    "train",
 )
 _ATTRIBUTES = {"CausalData": "._data", "PanelData": "._panel"}
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from . import (
         datasets as datasets,
         dml as dml,
+        gim as gim,
         hybrid as hybrid,
         learners as learners,
         metrics as metrics,

@@ -16,6 +16,7 @@ from ._interventions import (
     Shift as Shift,
     Soft as Soft,
 )
+from ._logprob import InterventionProgram as InterventionProgram, log_prob as log_prob
 from ._mechanisms import (
     AbstractMechanism as AbstractMechanism,
     AbstractProgram as AbstractProgram,

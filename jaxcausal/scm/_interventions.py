@@ -13,7 +13,7 @@ import numpyro.distributions as dist
 from jaxtyping import Array
 from numpyro.primitives import Messenger
 
-from .._checks import as_float_array
+from .._checks import as_float_array, is_concrete
 
 
 def _as_values(values: Any, argument: str) -> dict[str, Array] | None:
@@ -23,7 +23,12 @@ def _as_values(values: Any, argument: str) -> dict[str, Array] | None:
         raise TypeError(
             f"{argument} must be a dict {{node name: value}}; got {type(values).__name__}"
         )
-    return {str(k): as_float_array(v, f"{argument}[{k!r}]") for k, v in values.items()}
+    out = {str(k): as_float_array(v, f"{argument}[{k!r}]") for k, v in values.items()}
+    for k, v in out.items():
+        if is_concrete(v) and bool(jnp.any(jnp.isinf(v))):
+            raise ValueError(f"{argument}[{k!r}] is infinite; intervention values must be finite "
+                             "(NaN leaves a node alone)")
+    return out
 
 
 class AbstractIntervention(eqx.Module):

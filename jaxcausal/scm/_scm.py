@@ -28,6 +28,11 @@ def run_unit(
     """Runs `model` once (one unit) under `interventions`; returns its site values and
     distributions. `substitute` fixes sample sites (NumPyro's `substitute`), `noise` replays
     standardised noise at location-scale sites, `uniforms` drives them (see `Runner`)."""
+    from ._logprob import InterventionProgram
+
+    if isinstance(model, InterventionProgram):
+        # `scm.model` of an intervened SCM already applies its interventions: pass `scm.program`.
+        raise TypeError("run_unit takes an SCM's base program (scm.program), not scm.model")
     runner = Runner(model, interventions, noise, uniforms, index)
     fn = runner if not substitute else handlers.substitute(runner, data=dict(substitute))
     handlers.seed(fn, rng_seed=key)()
@@ -106,7 +111,7 @@ def _sample_impl(
     index = {v: j for j, v in enumerate(names)}
 
     def one(k, uu, iv):
-        values, _ = run_unit(scm.model, iv, k, uniforms=uu, index=index)
+        values, _ = run_unit(scm.program, iv, k, uniforms=uu, index=index)
         return {v: values[v] for v in names}
 
     return eqx.filter_vmap(one)(keys, u, ivs)
@@ -130,7 +135,8 @@ class SCM(eqx.Module):
     **Arguments:**
 
     - `model`: a NumPyro program taking no arguments (bind data with `functools.partial`), or an
-      Equinox module with a `__call__()` (its arrays are then traced, not baked in).
+      Equinox module with a `__call__()` (its arrays are then traced, not baked in). The `model`
+      of an intervened SCM is accepted too (its interventions are taken over).
     - `interventions`: interventions applied, in order, every time the program runs (normally
       built with `do`, `shift` and `soft`).
     - `noise`: names of sample sites that are explicit exogenous noise (a program that writes
@@ -150,7 +156,7 @@ class SCM(eqx.Module):
     ```
     """
 
-    model: Callable
+    program: Callable
     graph: Graph
     deterministic: tuple[str, ...] = eqx.field(static=True)
     noise_sites: tuple[str, ...] = eqx.field(static=True)
@@ -165,6 +171,11 @@ class SCM(eqx.Module):
         graph: Graph | None = None,
         deterministic: tuple[str, ...] | None = None,
     ):
+        from ._logprob import InterventionProgram
+
+        if isinstance(model, InterventionProgram):
+            interventions = model.interventions + tuple(interventions)
+            model = model.program
         if graph is None or deterministic is None:
             graph = Graph.from_model(model)
             values, fns = run_unit(model, (), jr.key(0))
@@ -183,11 +194,23 @@ class SCM(eqx.Module):
                 raise ValueError(
                     f"noise site {u!r} must be a sample site without parents (exogenous noise)"
                 )
-        self.model = model
+        self.program = model
         self.graph = graph
         self.deterministic = tuple(deterministic)
         self.noise_sites = noise
         self.interventions = tuple(interventions)
+
+    @property
+    def model(self) -> Callable:
+        """The program as NumPyro's tools should see it: the base program when there are no
+        interventions, else an [`jaxcausal.scm.InterventionProgram`][] that applies them (so
+        `numpyro.infer.util.log_density`, `Predictive` and `MCMC` see the intervened model).
+        `program` is the base program without them."""
+        if not self.interventions:
+            return self.program
+        from ._logprob import InterventionProgram
+
+        return InterventionProgram(self.program, self.interventions)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -227,7 +250,7 @@ class SCM(eqx.Module):
     def intervene(self, intervention: AbstractIntervention) -> SCM:
         """A new SCM with `intervention` applied after the ones already there."""
         return SCM(
-            self.model, self.interventions + (intervention,), noise=self.noise_sites,
+            self.program, self.interventions + (intervention,), noise=self.noise_sites,
             graph=self.graph, deterministic=self.deterministic,
         )
 
