@@ -171,7 +171,8 @@ def test_did_bad_input(did_data):
         cs = jc.CausalData(did_data.y, did_data.t, x, time=did_data.t[:, 0])
         jc.dml.DID(*ok).fit(cs, key=jr.key(0))
     with pytest.raises(ValueError, match="takes no instruments"):
-        jc.dml.DID(*ok).fit(jc.CausalData(did_data.y, did_data.t, x, z=x[:, 0]), key=jr.key(0))
+        jc.dml.DID(*ok).fit(jc.CausalData(did_data.y, did_data.t, x, z=2.0 * x[:, 0]),
+                            key=jr.key(0))
     # (under the suite's beartype checks the annotation catches these first; both name the field)
     with pytest.raises(TypeError, match="score"):
         jc.dml.DID(*ok, score="observational")
