@@ -24,4 +24,5 @@ from ._hill import (
 )
 from ._ihdp import IHDP as IHDP, ihdp as ihdp, ihdp_replications as ihdp_replications
 from ._q10 import q10_arrays as q10_arrays, q10_synthetic as q10_synthetic
+from ._quantile import LocationScaleQTE as LocationScaleQTE
 from ._sachs import SACHS_CONDITIONS as SACHS_CONDITIONS, Sachs as Sachs, sachs as sachs

@@ -20,9 +20,13 @@ from .._progress import chunked_map
 from ._base import AbstractDML
 from ._did_multi import DIDMulti
 from ._inference import normal_quantile
+from ._quantile import AbstractQuantileDML
 
 
-def _replicate(estimator: AbstractDML | DIDMulti, dgp: Callable, z: float, key: PRNGKeyArray):
+def _replicate(
+    estimator: AbstractDML | AbstractQuantileDML | DIDMulti, dgp: Callable, z: float,
+    key: PRNGKeyArray,
+):
     k_data, k_fit = jr.split(key)
     drawn = dgp(k_data)
     data, truth = drawn if isinstance(drawn, tuple) else (drawn, jnp.nan)
@@ -40,7 +44,7 @@ def _replicate(estimator: AbstractDML | DIDMulti, dgp: Callable, z: float, key: 
 
 
 def simulate(
-    estimator: AbstractDML | DIDMulti,
+    estimator: AbstractDML | AbstractQuantileDML | DIDMulti,
     dgp: Callable[[PRNGKeyArray], Any],
     *,
     key: PRNGKeyArray,
@@ -98,7 +102,7 @@ def simulate(
     table = jc.dml.simulate(est, dgp, key=jr.key(0), n_sims=1000, truth=0.5)
     ```
     """
-    if not isinstance(estimator, AbstractDML | DIDMulti):
+    if not isinstance(estimator, AbstractDML | AbstractQuantileDML | DIDMulti):
         raise TypeError(f"estimator must be a DML model (e.g. jc.dml.PLR); got {estimator!r}")
     if not callable(dgp):
         raise TypeError(f"dgp must be a function key -> CausalData; got {dgp!r}")
@@ -108,6 +112,8 @@ def simulate(
     z = normal_quantile(level)
     keys = jr.split(key, n_sims)
     names, n_obs = _treatment_names(dgp, keys[0], estimator)
+    if isinstance(estimator, AbstractQuantileDML):  # one row per quantile
+        names = list(estimator.row_names(tuple(names)))
     if truth is None and not _dgp_gives_truth(dgp, keys[0]):
         raise ValueError("truth is unknown: pass truth= or let dgp return (data, truth)")
     per_sim = len(names) * estimator.n_rep * estimator.n_folds * len(estimator.learner_names)
