@@ -19,7 +19,7 @@ _SUBPACKAGES = (
     "datasets", "dml", "gim", "hybrid", "learners", "metrics", "nn", "parallel", "scm", "te",
     "train",
 )
-_ATTRIBUTES = {"CausalData": "._data"}
+_ATTRIBUTES = {"CausalData": "._data", "PanelData": "._panel"}
 
 if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from . import (
@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         train as train,
     )
     from ._data import CausalData as CausalData
+    from ._panel import PanelData as PanelData
 
 
 def __getattr__(name: str):
@@ -64,4 +65,4 @@ def _version() -> str:
         return "0.0.0+unknown"
 
 
-__all__ = ["CausalData", "enable_compilation_cache", *_SUBPACKAGES]
+__all__ = ["CausalData", "PanelData", "enable_compilation_cache", *_SUBPACKAGES]

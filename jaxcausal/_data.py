@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Array, Float, Int
 
-from ._checks import as_float_array, check_finite, check_ndim, is_concrete
+from ._checks import as_float_array, check_binary, check_finite, check_ndim, is_concrete
 
 
 def _names(given: Sequence[str] | None, prefix: str, k: int, arg: str) -> tuple[str, ...]:
@@ -98,6 +98,20 @@ def _cluster_codes(value: Any, n: int) -> jax.Array:
     codes = np.stack([np.unique(host[:, j], return_inverse=True)[1] for j in range(host.shape[1])],
                      axis=1)
     return jnp.asarray(codes, dtype=jnp.int32)
+def _period_indicator(value: Any, n: int) -> jax.Array | None:
+    """Validates the 0/1 period indicator `time` of repeated cross-sections."""
+    if value is None:
+        return None
+    arr = as_float_array(value, "time")
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    check_ndim(arr, (1,), "time", "a vector of shape (n_obs,) (a 0/1 period indicator)")
+    if arr.shape[0] != n:
+        raise ValueError(
+            f"time has {arr.shape[0]} rows but y has {n}; all arrays need the same rows"
+        )
+    arr = check_finite(arr, "time")
+    return check_binary(arr, "time", "(the period indicator: 0 before, 1 after treatment)")
 
 
 class CausalData(eqx.Module):
@@ -117,7 +131,11 @@ class CausalData(eqx.Module):
       `(n_obs, 2)` for two-way clustering (any numeric labels; stored as codes
       `0, ..., n_clusters - 1` per column. Inside `jit`/`vmap` the labels must already be integer
       codes in `[0, n_obs)`).
-    - `y_name`, `t_names`, `x_names`, `z_names`, `cluster_names`: optional column names (used by
+    - `time`: optional 0/1 period indicator `(n_obs,)` for repeated cross-sections (pre-treatment
+      period 0, post-treatment period 1), as DoubleML's `t_col`; used by
+      [`jaxcausal.dml.DIDCS`][]. Values other than 0 and 1 raise a `ValueError` naming `time`.
+    - `y_name`, `t_names`, `x_names`, `z_names`, `cluster_names`, `time_name`: optional column
+      names (used by
       `summary()` tables).
 
     Every array must be numeric and finite, and all must have the same number of rows; otherwise a
@@ -135,10 +153,12 @@ class CausalData(eqx.Module):
     t: Float[Array, "n k"]
     x: Float[Array, "n p"]
     z: Float[Array, "n m"] | None
+    time: Float[Array, " n"] | None
     y_name: str = eqx.field(static=True)
     t_names: tuple[str, ...] = eqx.field(static=True)
     x_names: tuple[str, ...] = eqx.field(static=True)
     z_names: tuple[str, ...] | None = eqx.field(static=True)
+    time_name: str | None = eqx.field(static=True)
     cluster: Int[Array, "n c"] | None = None
     cluster_names: tuple[str, ...] | None = eqx.field(static=True, default=None)
 
@@ -155,6 +175,8 @@ class CausalData(eqx.Module):
         z_names: Sequence[str] | None = None,
         cluster: Any = None,
         cluster_names: Sequence[str] | None = None,
+        time: Any = None,
+        time_name: str = "time",
     ):
         if not isinstance(y, jax.Array) and np.ndim(y) == 2 and np.shape(y)[1] == 1:
             y = np.asarray(y)[:, 0]
@@ -181,6 +203,9 @@ class CausalData(eqx.Module):
         self.t_names = _names(t_names, "t", t.shape[1], "t_names")
         self.x_names = _names(x_names, "x", x.shape[1], "x_names")
         self.z_names = None if z is None else _names(z_names, "z", z.shape[1], "z_names")
+        self.time, self.time_name = _period_indicator(time, n), None
+        if time is not None:
+            self.time_name = str(time_name)
         self.cluster = None if cluster is None else _cluster_codes(cluster, n)
         self.cluster_names = (
             None if cluster is None
@@ -210,11 +235,13 @@ class CausalData(eqx.Module):
         t: str | Sequence[str],
         x: Sequence[str] | str | None = None,
         z: str | Sequence[str] | None = None,
+        time: str | None = None,
         cluster: str | Sequence[str] | None = None,
     ) -> CausalData:
         """Builds `CausalData` from the columns of a DataFrame.
 
-        `x=None` takes every column not named as `y`, `t`, `z` or `cluster`. Unknown column names,
+        `x=None` takes every column not named as `y`, `t`, `z`, `time` (the 0/1 period indicator
+        of repeated cross-sections, e.g. `time="period"`) or `cluster`. Unknown column names,
         non-numeric columns and missing values raise a `ValueError` that names the column
         (cluster columns may hold any labels, e.g. strings).
         """
@@ -232,12 +259,15 @@ class CausalData(eqx.Module):
                     f"cluster names unknown column(s) {missing}; the DataFrame has "
                     f"{list(df.columns)}"
                 )
+        time_cols = [] if time is None else [time]
         if x is None:
-            used = {y, *t_cols, *(z_cols or []), *(c_cols or [])}
+            used = {y, *t_cols, *(z_cols or []), *(c_cols or []), *time_cols}
             x_cols = [c for c in df.columns if c not in used]
         else:
             x_cols = [x] if isinstance(x, str) else list(x)
-        for arg, cols in (("y", [y]), ("t", t_cols), ("x", x_cols), ("z", z_cols or [])):
+        for arg, cols in (
+            ("y", [y]), ("t", t_cols), ("x", x_cols), ("z", z_cols or []), ("time", time_cols)
+        ):
             missing = [c for c in cols if c not in df.columns]
             if missing:
                 raise ValueError(
@@ -274,6 +304,8 @@ class CausalData(eqx.Module):
                 [pd.factorize(df[c], sort=True)[0] for c in c_cols], axis=1
             ),
             cluster_names=c_cols,
+            time=None if time is None else df[time].to_numpy(dtype=float),
+            time_name="time" if time is None else time,
         )
 
     def to_pandas(self) -> pd.DataFrame:
@@ -285,6 +317,8 @@ class CausalData(eqx.Module):
                            (self.cluster_names, self.cluster)):
             if arr is not None:
                 parts.update({n: np.asarray(arr[:, i]) for i, n in enumerate(names)})
+        if self.time is not None:
+            parts[self.time_name] = np.asarray(self.time)
         return pd.DataFrame(parts)
 
     @staticmethod

@@ -88,3 +88,28 @@ def test_from_pandas_errors_name_the_column():
     # beartype (active in tests) or the function's own check: both name the argument df.
     with pytest.raises(TypeError, match="df"):
         jc.CausalData.from_pandas({"y": [1.0]}, y="y", t="d")
+
+
+# --- the period indicator `time` of repeated cross-sections (DIDCS) ---
+
+
+def test_time_indicator_round_trip_and_checks():
+    df = _frame().assign(period=[0, 1, 0, 1, 1, 0])
+    data = jc.CausalData.from_pandas(df, y="y", t="d", time="period", z=None)
+    assert data.time_name == "period" and "period" not in data.x_names
+    np.testing.assert_array_equal(np.asarray(data.time), [0, 1, 0, 1, 1, 0])
+    assert list(data.to_pandas()["period"]) == [0, 1, 0, 1, 1, 0]
+    assert jc.CausalData.from_pandas(df, y="y", t="d").time is None
+    with pytest.raises(ValueError, match="time must be binary .* got values 0, 1, 2"):
+        jc.CausalData.from_pandas(df.assign(period=[0, 1, 2, 1, 1, 0]), y="y", t="d",
+                                  time="period")
+    with pytest.raises(ValueError, match="time names unknown column"):
+        jc.CausalData.from_pandas(df, y="y", t="d", time="when")
+    with pytest.raises(ValueError, match="time has 3 rows but y has 6"):
+        jc.CausalData(df["y"], df["d"], df[["x1"]], time=[0, 1, 0])
+    with pytest.raises(ValueError, match="time contains NaN"):
+        jc.CausalData(df["y"], df["d"], df[["x1"]], time=[0, 1, np.nan, 1, 1, 0])
+    # traced: the check is an eqx.error_if naming time
+    with pytest.raises(Exception, match="time must be binary"):
+        jax.jit(lambda s: jc.CausalData(jnp.ones(2), jnp.ones(2), jnp.ones(2), time=s).time)(
+            jnp.array([0.0, 3.0]))

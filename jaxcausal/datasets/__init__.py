@@ -7,6 +7,11 @@ from ._arctic import (
     arctic_synthetic as arctic_synthetic,
     velocity_modulated_treatment as velocity_modulated_treatment,
 )
+from ._did import (
+    did_cs2021_att as did_cs2021_att,
+    make_did_CS2021 as make_did_CS2021,
+    make_did_SZ2020 as make_did_SZ2020,
+)
 from ._dml import (
     make_irm_data as make_irm_data,
     make_pliv_CHS2015 as make_pliv_CHS2015,

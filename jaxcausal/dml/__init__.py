@@ -6,12 +6,39 @@ DoubleML 0.11 term for term; every learner of every fold and repetition is fitte
 call.
 """
 
+from .._panel import PanelData as PanelData
+
 # --- issue 14: sensitivity analysis, IIVM, APO/APOS, clustering ---
 from ._apo import APO as APO, APOS as APOS  # noqa: E402
 from ._base import AbstractDML as AbstractDML
 from ._cate import CATE as CATE, CATEResult as CATEResult
 from ._cluster import ClusterFolds as ClusterFolds  # noqa: E402
 from ._crossfit import draw_folds as draw_folds
+from ._did import DID as DID
+from ._did_aggregation import (
+    AbstractAggregation as AbstractAggregation,
+    ByGroup as ByGroup,
+    ByTime as ByTime,
+    DIDAggregationResult as DIDAggregationResult,
+    EventStudy as EventStudy,
+)
+from ._did_cells import (
+    AbstractControlGroup as AbstractControlGroup,
+    AbstractGTCombinations as AbstractGTCombinations,
+    AllGT as AllGT,
+    NeverTreated as NeverTreated,
+    NotYetTreated as NotYetTreated,
+    StandardGT as StandardGT,
+    UniversalGT as UniversalGT,
+)
+from ._did_cs import DIDCS as DIDCS
+from ._did_multi import DIDMulti as DIDMulti
+from ._did_result import DIDMultiResult as DIDMultiResult
+from ._did_scores import (
+    AbstractDIDScore as AbstractDIDScore,
+    Experimental as Experimental,
+    Observational as Observational,
+)
 from ._iivm import IIVM as IIVM, LATE as LATE, Subgroups as Subgroups  # noqa: E402
 from ._inference import (
     AbstractBootstrap as AbstractBootstrap,

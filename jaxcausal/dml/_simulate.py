@@ -15,19 +15,22 @@ from jaxtyping import PRNGKeyArray
 
 from .._cache import use_default_cache
 from .._data import CausalData
+from .._panel import PanelData
 from .._progress import chunked_map
 from ._base import AbstractDML
+from ._did_multi import DIDMulti
 from ._inference import normal_quantile
 from ._quantile import AbstractQuantileDML
 
 
 def _replicate(
-    estimator: AbstractDML | AbstractQuantileDML, dgp: Callable, z: float, key: PRNGKeyArray
+    estimator: AbstractDML | AbstractQuantileDML | DIDMulti, dgp: Callable, z: float,
+    key: PRNGKeyArray,
 ):
     k_data, k_fit = jr.split(key)
     drawn = dgp(k_data)
     data, truth = drawn if isinstance(drawn, tuple) else (drawn, jnp.nan)
-    if not isinstance(data, CausalData):
+    if not isinstance(data, CausalData | PanelData):
         raise TypeError(
             f"dgp(key) must return a CausalData (or a (CausalData, truth) pair); got {type(data)}"
         )
@@ -41,7 +44,7 @@ def _replicate(
 
 
 def simulate(
-    estimator: AbstractDML | AbstractQuantileDML,
+    estimator: AbstractDML | AbstractQuantileDML | DIDMulti,
     dgp: Callable[[PRNGKeyArray], Any],
     *,
     key: PRNGKeyArray,
@@ -99,7 +102,7 @@ def simulate(
     table = jc.dml.simulate(est, dgp, key=jr.key(0), n_sims=1000, truth=0.5)
     ```
     """
-    if not isinstance(estimator, AbstractDML | AbstractQuantileDML):
+    if not isinstance(estimator, AbstractDML | AbstractQuantileDML | DIDMulti):
         raise TypeError(f"estimator must be a DML model (e.g. jc.dml.PLR); got {estimator!r}")
     if not callable(dgp):
         raise TypeError(f"dgp must be a function key -> CausalData; got {dgp!r}")
@@ -108,7 +111,7 @@ def simulate(
     use_default_cache()
     z = normal_quantile(level)
     keys = jr.split(key, n_sims)
-    names, n_obs = _treatment_names(dgp, keys[0])
+    names, n_obs = _treatment_names(dgp, keys[0], estimator)
     if isinstance(estimator, AbstractQuantileDML):  # one row per quantile
         names = list(estimator.row_names(tuple(names)))
     if truth is None and not _dgp_gives_truth(dgp, keys[0]):
@@ -152,11 +155,13 @@ def simulate(
     return _summary(rows, names)
 
 
-def _treatment_names(dgp, key) -> tuple[list[str], int]:
+def _treatment_names(dgp, key, estimator) -> tuple[list[str], int]:
     """The treatment names and row count of the data `dgp` draws, read from its shapes without
-    computing it."""
+    computing it (for `DIDMulti` on panel data: the group-time cells and the units)."""
     drawn = jax.eval_shape(dgp, key)
     data = drawn[0] if isinstance(drawn, tuple) else drawn
+    if isinstance(data, PanelData):
+        return list(estimator.labels(data)), int(data.y.shape[-2])
     return list(data.t_names), int(data.y.shape[-1])
 
 
