@@ -7,6 +7,7 @@ Optax loop, and folds, repetitions, replications and interventions are `vmap`-ba
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from . import (
+    attribution as attribution,
     datasets as datasets,
     dml as dml,
     hybrid as hybrid,

@@ -15,3 +15,16 @@ from ._dml import (
 from ._ihdp import IHDP as IHDP, ihdp as ihdp, ihdp_replications as ihdp_replications
 from ._q10 import q10_arrays as q10_arrays, q10_synthetic as q10_synthetic
 from ._sachs import SACHS_CONDITIONS as SACHS_CONDITIONS, Sachs as Sachs, sachs as sachs
+from ._attribution import (
+    AUTO_MPG_FEATURES as AUTO_MPG_FEATURES,
+    AttributionData as AttributionData,
+    SyntheticProgram as SyntheticProgram,
+    attribution_synthetic as attribution_synthetic,
+    auto_mpg as auto_mpg,
+)
+from ._bif import (
+    DiscreteBN as DiscreteBN,
+    asia_network as asia_network,
+    read_bif as read_bif,
+    sachs_network as sachs_network,
+)

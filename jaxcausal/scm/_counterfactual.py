@@ -82,6 +82,10 @@ def _counterfactual_impl(scm, ivs, endo, affected, inverted, observed):
     return jax.vmap(lambda iv, o: _unit(scm, iv, endo, affected, inverted, o))(ivs, observed)
 
 
+def _targets(interventions) -> list[str]:
+    return [t for iv in interventions for t in iv.targets()]
+
+
 def counterfactual(
     scm: SCM,
     observed: Mapping[str, Any],
@@ -103,10 +107,19 @@ def counterfactual(
 
     **Arguments:**
 
-    - `scm`: the factual model.
+    - `scm`: the factual model, without interventions of its own (an SCM that carries some is
+      ambiguous, see below, and raises).
     - `observed`: `{name: (n,) values}` for every endogenous node (all nodes but explicit noise).
     - `intervention`: `{name: value}` (a hard intervention; values scalar or `(n,)`), or a
-      `Do`, `Shift` or `Soft` object.
+      `Do`, `Shift`, `Soft` or [`jaxcausal.scm.Joint`][] object. Several nodes with different
+      kinds of intervention are one joint intervention: `Do({"a": 1.0}) & Shift({"c": -0.5})`
+      sets `a` and shifts `c` in the same counterfactual world (DoWhy's
+      `gcm.counterfactual_samples` with `{"a": lambda a: 1.0, "c": lambda c: c - 0.5}`).
+
+    `scm.do({"a": 1.0}).counterfactual(obs, Shift({"c": -0.5}))` raises a `ValueError`: it could
+    mean that the data were observed under `do(a = 1)` or that both changes are the
+    counterfactual action, and the two differ (the first abducts the noise of `a`'s descendants
+    as if `a` had been 1). Pass the joint intervention for the second meaning.
 
     **Returns:** `{name: (n,) counterfactual values}` for the endogenous nodes.
     """
@@ -114,8 +127,19 @@ def counterfactual(
         intervention = Do(intervention)
     if not isinstance(intervention, AbstractIntervention):
         raise TypeError(
-            "intervention must be a dict {name: value} or a Do/Shift/Soft object; got "
+            "intervention must be a dict {name: value} or a Do/Shift/Soft/Joint object; got "
             f"{type(intervention).__name__}"
+        )
+    if scm.interventions:
+        kinds = " then ".join(type(iv).__name__ for iv in scm.interventions)
+        raise ValueError(
+            f"scm carries interventions ({kinds} on {_targets(scm.interventions)}): a "
+            "counterfactual abducts each unit's noise under the unintervened model and then "
+            "applies one intervention, so it is ambiguous whether these belong to the factual "
+            "world. To intervene on several nodes at once, call the counterfactual of the "
+            "unintervened SCM with one joint intervention, e.g. "
+            "scm.counterfactual(obs, jc.scm.Do({'a': 1.0}) & jc.scm.Shift({'c': -0.5})); if the "
+            "data were observed under an intervention, write it into the model"
         )
     scm.graph.check_names(intervention.targets(), "intervention")
     if not isinstance(observed, Mapping):
