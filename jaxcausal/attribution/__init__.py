@@ -20,3 +20,23 @@ from ._estimators import (
     Taylor as Taylor,
 )
 from ._truth import true_effects as true_effects
+from ._antehoc import (
+    AnteHoc as AnteHoc,
+    LinearLinks as LinearLinks,
+    LinkProgram as LinkProgram,
+    MLPLinks as MLPLinks,
+)
+from ._credo import CREDO as CREDO, ERM as ERM
+from ._prior import (
+    AbstractCurvePrior as AbstractCurvePrior,
+    EffectPrior as EffectPrior,
+    Monotone as Monotone,
+    Shape as Shape,
+    Zero as Zero,
+)
+from ._training import (
+    AttributedNetwork as AttributedNetwork,
+    Classification as Classification,
+    Regression as Regression,
+    Training as Training,
+)
