@@ -13,18 +13,26 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._checks import as_float_array, check_finite, is_concrete
-from ._interventions import AbstractIntervention, Do, standardise
+from ._interventions import AbstractIntervention, Do, Joint, standardise
 from ._scm import SCM, broadcast_interventions, run_unit
 
 _NEWTON_STEPS = 30
 
 
-def _plan(scm: SCM, targets: tuple[str, ...]):
-    """Static bookkeeping: which nodes the action can change and which noise must be inverted."""
+def _plan(scm: SCM, intervention: AbstractIntervention):
+    """Static bookkeeping: which nodes the action can change and which noise must be inverted.
+
+    A hard target downstream of no other target keeps its observed value where its `Do` value is
+    NaN and takes the `Do` value elsewhere, so its own noise is never needed (it may be discrete).
+    """
     g = scm.graph
-    affected = set(targets)
+    targets = intervention.targets()
+    below: set[str] = set()
     for t in targets:
-        affected.update(g.descendants(t))
+        below.update(g.descendants(t))
+    parts = intervention.parts if isinstance(intervention, Joint) else (intervention,)
+    hard = {t for p in parts if isinstance(p, Do) for t in p.targets()}
+    affected = below | {t for t in targets if t not in hard}
     noise = scm.noise_sites
     inverted = []
     for u in noise:
@@ -80,6 +88,18 @@ def _counterfactual_impl(scm, ivs, endo, affected, inverted, observed):
     n = observed[endo[0]].shape[0]
     ivs = broadcast_interventions(ivs, n)
     return jax.vmap(lambda iv, o: _unit(scm, iv, endo, affected, inverted, o))(ivs, observed)
+
+
+def _discrete_levels(scm: SCM, obs: dict) -> dict:
+    """Observed values of discrete sites as their levels (integers), so that the program can
+    index its tables with them; abducting a discrete site's noise then fails with a clear error
+    naming its distribution."""
+    shapes = jax.eval_shape(lambda k: scm.sample(1, key=k), jr.key(0))
+    return {
+        v: a if jnp.issubdtype(shapes[v].dtype, jnp.inexact)
+        else jnp.round(a).astype(shapes[v].dtype)
+        for v, a in obs.items()
+    }
 
 
 def _targets(interventions) -> list[str]:
@@ -164,7 +184,8 @@ def counterfactual(
     sizes = {v: a.shape[0] for v, a in obs.items()}
     if len(set(sizes.values())) != 1:
         raise ValueError(f"observed arrays must share one length; got {sizes}")
-    affected, inverted = _plan(scm, intervention.targets())
+    affected, inverted = _plan(scm, intervention)
+    obs = _discrete_levels(scm, obs)
     out, err = _counterfactual_impl(
         scm, scm.interventions + (intervention,), endo, frozenset(affected), tuple(inverted), obs
     )

@@ -160,7 +160,7 @@ class Joint(AbstractIntervention):
 
     parts: tuple[AbstractIntervention, ...]
 
-    def __init__(self, *parts: AbstractIntervention):
+    def __init__(self, *parts: Any):
         flat: list[AbstractIntervention] = []
         for p in parts:
             if not isinstance(p, AbstractIntervention):

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import pandas as pd
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray, Real
 
 from .._checks import as_float_array
 from ._interventions import AbstractIntervention, Do, Shift
@@ -111,7 +111,7 @@ def interventional_samples(
     kind: AbstractIntervention = Do(),
     chunk: int | None = None,
     common_noise: bool = False,
-) -> dict[str, Float[Array, "m n"]]:
+) -> dict[str, Real[Array, "m n"]]:
     """Samples of `m` interventions at once, in one compiled, `vmap`ped call.
 
     **Arguments:**
