@@ -14,7 +14,13 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import as_float_array, check_finite, is_concrete
-from ..scm import SCM, AdditiveNoiseMLPProgram, LinearGaussianProgram, is_linear_gaussian
+from ..scm import (
+    SCM,
+    AbstractProgram,
+    AdditiveNoiseMLPProgram,
+    LinearGaussianProgram,
+    is_linear_gaussian,
+)
 from ._curves import Curves
 from ._effects import AbstractEffect, Total
 from ._estimators import (
@@ -244,6 +250,8 @@ def _alphas(alphas: Any, d: int) -> Array:
 
 
 def _discrete(inputs: SCM, names: tuple[str, ...]) -> list[str]:
+    if isinstance(inputs.model, AbstractProgram):
+        return []  # additive Gaussian noise at every node
     shapes = jax.eval_shape(lambda k: inputs.sample(2, key=k), jr.key(0))
     return [v for v in names if not jnp.issubdtype(shapes[v].dtype, jnp.inexact)]
 
