@@ -295,12 +295,12 @@ def _check_twice_differentiable(fo: _Output, d: int, dtype: Any) -> None:
 
 def ace(
     f: Callable[[Float[Array, " d"]], Any],
-    inputs: SCM,
+    inputs: Any,
     alphas: Any,
     *,
     features: Sequence[str] | None = None,
-    effect: AbstractEffect = Total(),
-    estimator: AbstractEstimator = MonteCarlo(),
+    effect: Any = Total(),
+    estimator: Any = MonteCarlo(),
     key: PRNGKeyArray | None = None,
     output: int | None = None,
     chunk: int | None = None,

@@ -67,12 +67,12 @@ _truth_jit = eqx.filter_jit(_truth_impl)
 
 
 def true_effects(
-    scm: SCM,
+    scm: Any,
     *,
     outcome: str,
     features: Sequence[str],
     alphas: Any,
-    effect: AbstractEffect = Total(),
+    effect: Any = Total(),
     key: PRNGKeyArray,
     n: int = 100_000,
     output: int | None = None,
