@@ -131,7 +131,8 @@ class AttributedNetwork(eqx.Module):
         return self.task.predict(self.network(x))
 
     def predict(self, x: Any) -> Array:
-        return jax.vmap(self)(jnp.asarray(x))
+        """Predictions (regression) or class probabilities (classification) for `(n, d)` rows."""
+        return jax.vmap(self)(as_float_array(x, "x"))
 
     def ace(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.resources
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import equinox as eqx
@@ -63,7 +64,7 @@ class DiscreteBN(eqx.Module):
         draws = self.scm.sample(n, key=key)
         return pd.DataFrame({v: np.asarray(draws[v]) for v in self.names})
 
-    def adjacency(self, names: tuple[str, ...] | None = None) -> np.ndarray:
+    def adjacency(self, names: Sequence[str] | None = None) -> np.ndarray:
         """The `(k, k)` 0/1 adjacency among `names` (default all nodes; rows are causes)."""
         names = self.names if names is None else tuple(names)
         adj = np.zeros((len(names), len(names)), dtype=int)
