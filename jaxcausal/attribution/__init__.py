@@ -2,6 +2,13 @@
 each other (Chattopadhyay et al. 2019; Reddy et al. 2024), and training that shapes them."""
 
 from ._ace import ace as ace, count_traces as count_traces
+from ._antehoc import (
+    AnteHoc as AnteHoc,
+    LinearLinks as LinearLinks,
+    LinkProgram as LinkProgram,
+    MLPLinks as MLPLinks,
+)
+from ._credo import CREDO as CREDO, ERM as ERM
 from ._curves import Curves as Curves, curve_rmse as curve_rmse, frechet as frechet
 from ._effects import (
     AbstractEffect as AbstractEffect,
@@ -19,14 +26,6 @@ from ._estimators import (
     SampledMoments as SampledMoments,
     Taylor as Taylor,
 )
-from ._truth import true_effects as true_effects
-from ._antehoc import (
-    AnteHoc as AnteHoc,
-    LinearLinks as LinearLinks,
-    LinkProgram as LinkProgram,
-    MLPLinks as MLPLinks,
-)
-from ._credo import CREDO as CREDO, ERM as ERM
 from ._prior import (
     AbstractCurvePrior as AbstractCurvePrior,
     EffectPrior as EffectPrior,
@@ -40,3 +39,4 @@ from ._training import (
     Regression as Regression,
     Training as Training,
 )
+from ._truth import true_effects as true_effects

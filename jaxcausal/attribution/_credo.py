@@ -82,7 +82,7 @@ class ERM(eqx.Module):
 class _CredoLoss(eqx.Module):
     task: Regression | Classification
     gamma: Float[Array, ""]
-    priors: tuple[tuple[int, Callable], ...] = eqx.field(static=True)
+    priors: tuple[tuple[int, Callable], ...]
     output: int | None = eqx.field(static=True)
 
     def __call__(self, model, data, weights, *, key):

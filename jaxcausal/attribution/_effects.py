@@ -104,7 +104,8 @@ class _Natural(AbstractEffect):
 class NaturalDirect(_Natural):
     r"""Natural direct effect (Pearl 2001) against the reference $a_0$:
 
-    $$\mathrm{NDE}(\alpha) = \mathbb{E}[f(\alpha, M_i(a_0), W_i)] - \mathbb{E}[f(a_0, M_i(a_0), W_i)]$$
+    $$\mathrm{NDE}(\alpha) = \mathbb{E}[f(\alpha, M_i(a_0), W_i)]
+      - \mathbb{E}[f(a_0, M_i(a_0), W_i)]$$
 
     where $M_i(a_0)$ are the descendants of $X_i$ in the world $do(X_i = a_0)$ and the two worlds
     share each unit's exogenous noise (common random numbers). Because $f$ is deterministic and
@@ -125,7 +126,8 @@ class NaturalDirect(_Natural):
 class NaturalIndirect(_Natural):
     r"""Natural indirect effect (Pearl 2001) against the reference $a_0$:
 
-    $$\mathrm{NIE}(\alpha) = \mathbb{E}[f(\alpha, M_i(\alpha), W_i)] - \mathbb{E}[f(\alpha, M_i(a_0), W_i)]$$
+    $$\mathrm{NIE}(\alpha) = \mathbb{E}[f(\alpha, M_i(\alpha), W_i)]
+      - \mathbb{E}[f(\alpha, M_i(a_0), W_i)]$$
 
     so that, with the same exogenous noise in every world, $\mathrm{NDE}(\alpha) +
     \mathrm{NIE}(\alpha) = \mathbb{E}[f \mid do(X_i = \alpha)] - \mathbb{E}[f \mid do(X_i = a_0)]$

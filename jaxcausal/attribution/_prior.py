@@ -109,7 +109,8 @@ class EffectPrior(eqx.Module):
     the features' [`jaxcausal.attribution.ace`][] curves (differentiable with respect to the
     network), recomputed at every step:
 
-    $$\mathcal{L} = \mathcal{L}_{task} + w \sum_{i \in P} \mathrm{penalty}_i\big(\mathrm{ACE}_i(f)\big)$$
+    $$\mathcal{L} = \mathcal{L}_{task}
+      + w \sum_{i \in P} \mathrm{penalty}_i\big(\mathrm{ACE}_i(f)\big)$$
 
     **Arguments:**
 
@@ -143,7 +144,9 @@ class EffectPrior(eqx.Module):
             raise TypeError("curves must be a non-empty dict {feature name: prior}")
         bad = [k for k, p in self.curves.items() if not isinstance(p, AbstractCurvePrior)]
         if bad:
-            raise TypeError(f"curves must map features to Monotone/Zero/Shape priors; not for {bad}")
+            raise TypeError(
+                f"curves must map features to Monotone/Zero/Shape priors; not for {bad}"
+            )
         if not self.weight >= 0:
             raise ValueError(f"weight must be non-negative, got {self.weight}")
         if self.inputs is not None and not isinstance(self.inputs, SCM):

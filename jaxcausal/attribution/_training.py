@@ -18,8 +18,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from .. import train
 from .._checks import as_float_array, check_finite, is_concrete
 from ..nn import MLP
-from ..scm import SCM, AbstractMechanism, Graph, LinearGaussian
-from ..scm import fit as fit_scm
+from ..scm import SCM, AbstractMechanism, Graph, LinearGaussian, fit as fit_scm
 from ._ace import ace
 from ._curves import Curves
 from ._effects import AbstractEffect, Total
@@ -108,9 +107,9 @@ def _adamw(learning_rate: float, weight_decay: float) -> optax.GradientTransform
 
 
 class AttributedNetwork(eqx.Module):
-    """A network trained by [`jaxcausal.attribution.AnteHoc`][], [`jaxcausal.attribution.CREDO`][],
-    [`jaxcausal.attribution.EffectPrior`][] or [`jaxcausal.attribution.ERM`][], with the input SCM it
-    is explained with.
+    """A network trained by [`jaxcausal.attribution.AnteHoc`][],
+    [`jaxcausal.attribution.CREDO`][], [`jaxcausal.attribution.EffectPrior`][] or
+    [`jaxcausal.attribution.ERM`][], with the input SCM it is explained with.
 
     - `network`: the trained MLP (raw output: prediction or class logits).
     - `inputs`: the input [`jaxcausal.scm.SCM`][] (fitted on the graph, or the ante-hoc links).

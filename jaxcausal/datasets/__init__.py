@@ -7,14 +7,6 @@ from ._arctic import (
     arctic_synthetic as arctic_synthetic,
     velocity_modulated_treatment as velocity_modulated_treatment,
 )
-from ._dml import (
-    make_irm_data as make_irm_data,
-    make_pliv_CHS2015 as make_pliv_CHS2015,
-    make_plr_CCDDHNR2018 as make_plr_CCDDHNR2018,
-)
-from ._ihdp import IHDP as IHDP, ihdp as ihdp, ihdp_replications as ihdp_replications
-from ._q10 import q10_arrays as q10_arrays, q10_synthetic as q10_synthetic
-from ._sachs import SACHS_CONDITIONS as SACHS_CONDITIONS, Sachs as Sachs, sachs as sachs
 from ._attribution import (
     AUTO_MPG_FEATURES as AUTO_MPG_FEATURES,
     AttributionData as AttributionData,
@@ -28,3 +20,11 @@ from ._bif import (
     read_bif as read_bif,
     sachs_network as sachs_network,
 )
+from ._dml import (
+    make_irm_data as make_irm_data,
+    make_pliv_CHS2015 as make_pliv_CHS2015,
+    make_plr_CCDDHNR2018 as make_plr_CCDDHNR2018,
+)
+from ._ihdp import IHDP as IHDP, ihdp as ihdp, ihdp_replications as ihdp_replications
+from ._q10 import q10_arrays as q10_arrays, q10_synthetic as q10_synthetic
+from ._sachs import SACHS_CONDITIONS as SACHS_CONDITIONS, Sachs as Sachs, sachs as sachs

@@ -1,6 +1,5 @@
 import itertools
 
-import jax.random as jr
 import numpy as np
 
 import jaxcausal as jc

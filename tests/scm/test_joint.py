@@ -41,8 +41,8 @@ def test_joint_counterfactual_matches_numpy_and_dowhy(key):
 
     df = pd.DataFrame({v: np.asarray(obs[v]) for v in names})
     theirs = gcm.counterfactual_samples(
-        _dowhy_model(names, w, b, s, invertible=True), {"x1": lambda x: 1.0, "x3": lambda x: x - 0.5},
-        observed_data=df,
+        _dowhy_model(names, w, b, s, invertible=True),
+        {"x1": lambda x: 1.0, "x3": lambda x: x - 0.5}, observed_data=df,
     )
     for v in names:
         np.testing.assert_allclose(cf[v], theirs[v].to_numpy(), atol=1e-8)
