@@ -138,6 +138,7 @@ def test_jit_equals_eager(setup, key):
     np.testing.assert_allclose(jitted, eager.values, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_hutchinson_scales_to_many_inputs(key):
     d = 100
     rng = np.random.default_rng(0)
