@@ -289,7 +289,7 @@ def _linear_scm(d: int, key, parents: float = 3.0):
     w = adj * rng.uniform(-0.6, 0.6, (d, d)) / np.sqrt(np.maximum(adj.sum(0, keepdims=True), 1))
     names = [f"v{k}" for k in range(d)]
     scm = jc.scm.SCM.from_graph(adj.astype(int), names)
-    program = eqx.tree_at(lambda p: (p.weights, p.bias, p.scale), scm.model,
+    program = eqx.tree_at(lambda p: (p.weights, p.bias, p.scale), scm.program,
                           (jnp.asarray(w), jnp.asarray(rng.normal(size=d) * 0.3),
                            jnp.asarray(rng.uniform(0.5, 1.0, d))))
     return jc.scm.SCM(program, graph=scm.graph, deterministic=()), w
@@ -360,7 +360,7 @@ def _speed_case(d, m, width, probes, torch_points, key):
                           key=jr.key(11)).raw
     _, total_first = timed(total)
     total_warm = min(timed(total)[1] for _ in range(3))
-    _, mean, cov = _closed_form(scm.model)
+    _, mean, cov = _closed_form(scm.program)
     model = _torch_net(net)
     rng = np.random.default_rng(0)
     if torch_points is None:

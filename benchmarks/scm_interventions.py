@@ -43,7 +43,7 @@ import numpyro.distributions as dist
 
 import jaxcausal as jc
 
-SMALL = bool(os.environ.get("JAXCAUSAL_SMALL"))
+SMALL = os.environ.get("JAXCAUSAL_SMALL", "0") == "1"
 D = 20
 N_SAMPLES = 1_000 if SMALL else 10_000
 N_HARD = 50 if SMALL else 1000

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 import jaxcausal as jc  # noqa: E402
 
-SMALL = bool(os.environ.get("JAXCAUSAL_SMALL"))
+SMALL = os.environ.get("JAXCAUSAL_SMALL", "0") == "1"
 
 
 def main() -> dict:

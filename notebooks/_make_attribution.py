@@ -87,7 +87,7 @@ train in one `vmap`ped call: `eqx.filter_vmap(lambda k: method.fit(x, y, key=k))
 code("""
 method = A.AnteHoc(graph, training=A.Training(steps=STEPS))
 model = method.fit(x, y, key=jr.key(2))
-type(model.inputs.model).__name__, model.inputs.graph.parent_names
+type(model.inputs.program).__name__, model.inputs.graph.parent_names
 """)
 md("""
 Every feature times every $\\alpha$ is one compiled call. `MonteCarlo(n)` averages the network over

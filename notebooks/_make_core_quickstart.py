@@ -43,7 +43,7 @@ import pandas as pd
 
 import jaxcausal as jc
 
-SMALL = os.environ.get("JAXCAUSAL_SMALL") == "1"
+SMALL = os.environ.get("JAXCAUSAL_SMALL", "0") == "1"
 N = 300 if SMALL else 2000
 N_FOLDS, N_REP = (2, 2) if SMALL else (5, 4)
 MAX_STEPS = 60 if SMALL else 1000

@@ -11,7 +11,7 @@ nb.cells = [
        "repetition is fitted in one compiled computation.\n\n"
        "Set `JAXCAUSAL_SMALL=1` to run everything at a small size (the test suite does)."),
     code("import os\n\nimport jax\nimport jax.random as jr\n\nimport jaxcausal as jc\n\n"
-         "SMALL = bool(os.environ.get(\"JAXCAUSAL_SMALL\"))\n"
+         "SMALL = os.environ.get(\"JAXCAUSAL_SMALL\", \"0\") == \"1\"\n"
          "N_OBS = 300 if SMALL else 2000\n"
          "N_REP = 2 if SMALL else 5\n"
          "N_SIMS = 8 if SMALL else 200\n"

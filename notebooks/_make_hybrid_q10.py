@@ -37,7 +37,7 @@ import numpy as np
 
 import jaxcausal as jc
 
-SMALL = os.environ.get("JAXCAUSAL_SMALL") == "1"
+SMALL = os.environ.get("JAXCAUSAL_SMALL", "0") == "1"
 N_OBS = 1500 if SMALL else 8000
 STEPS = 300 if SMALL else 2000"""),
     ("md", """## A synthetic site with known truth"""),

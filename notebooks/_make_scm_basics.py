@@ -42,7 +42,7 @@ import numpyro.distributions as dist
 import jaxcausal as jc
 
 jax.config.update("jax_enable_x64", True)
-SMALL = bool(os.environ.get("JAXCAUSAL_SMALL"))
+SMALL = os.environ.get("JAXCAUSAL_SMALL", "0") == "1"
 N = 2_000 if SMALL else 50_000
 """)
 md("""

@@ -31,7 +31,7 @@ import numpy as np
 
 import jaxcausal as jc
 
-SMALL = os.environ.get("JAXCAUSAL_SMALL") == "1"
+SMALL = os.environ.get("JAXCAUSAL_SMALL", "0") == "1"
 N_REPS = 2 if SMALL else 20
 STEPS = 60 if SMALL else 3000
 N_DAYS = 200 if SMALL else 1620

@@ -4,9 +4,16 @@ x64 is switched on for the whole run: the parity tests compare with scikit-learn
 1e-8, and mixing precisions between tests would make compile caches and tolerances depend on order.
 """
 
-import jax
-import jax.random as jr
-import pytest
+import os
+
+# The suite neither reads nor writes a user's compilation cache (~/.cache/jaxcausal): the CLI,
+# demo and simulate would otherwise turn it on. Subprocesses inherit this; the cache tests give
+# their own temporary directories explicitly.
+os.environ["JAXCAUSAL_CACHE"] = "0"
+
+import jax  # noqa: E402
+import jax.random as jr  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")

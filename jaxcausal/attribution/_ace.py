@@ -250,7 +250,7 @@ def _alphas(alphas: Any, d: int) -> Array:
 
 
 def _discrete(inputs: SCM, names: tuple[str, ...]) -> list[str]:
-    if isinstance(inputs.model, AbstractProgram):
+    if isinstance(inputs.program, AbstractProgram) and not inputs.interventions:
         return []  # additive Gaussian noise at every node
     shapes = jax.eval_shape(lambda k: inputs.sample(2, key=k), jr.key(0))
     return [v for v in names if not jnp.issubdtype(shapes[v].dtype, jnp.inexact)]
@@ -264,7 +264,7 @@ def _resolve_moments(inputs: SCM, estimator: AbstractEstimator) -> tuple[str, Ab
         return "linear", estimator
     if isinstance(given, SampledMoments):
         return "sampled", estimator
-    program = inputs.model
+    program = inputs.program
     if isinstance(program, LinearGaussianProgram) and not inputs.interventions:
         return "linear", estimator
     if isinstance(program, AdditiveNoiseMLPProgram):

@@ -45,7 +45,7 @@ def linear_worlds(inputs: SCM, names: tuple[str, ...]) -> LinearWorlds:
     """The exact moments: in closed form for a `LinearGaussianProgram` without interventions,
     else from the Jacobians of the program (exact for affine-Normal mechanisms)."""
     idx = jnp.asarray([inputs.graph.index(v) for v in names])
-    program = inputs.model
+    program = inputs.program
     if isinstance(program, LinearGaussianProgram) and not inputs.interventions:
         w = program.weights
         n_nodes = w.shape[0]

@@ -25,6 +25,12 @@ from ._dml import (
     make_pliv_CHS2015 as make_pliv_CHS2015,
     make_plr_CCDDHNR2018 as make_plr_CCDDHNR2018,
 )
+from ._hill import (
+    HillSplit as HillSplit,
+    HillSuite as HillSuite,
+    hill_suite as hill_suite,
+)
 from ._ihdp import IHDP as IHDP, ihdp as ihdp, ihdp_replications as ihdp_replications
 from ._q10 import q10_arrays as q10_arrays, q10_synthetic as q10_synthetic
+from ._quantile import LocationScaleQTE as LocationScaleQTE
 from ._sachs import SACHS_CONDITIONS as SACHS_CONDITIONS, Sachs as Sachs, sachs as sachs

@@ -134,26 +134,36 @@ def ihdp(replication: int | Int[Array, ""], *, key: PRNGKeyArray, n_test: int = 
     n = x_np.shape[0]
     if not 0 < n_test < n:
         raise ValueError(f"n_test must be between 1 and {n - 1}, got {n_test}")
-    x = jnp.asarray(x_np)
-    t = jnp.asarray(t_np)
+    a = _ihdp_arrays(jnp.asarray(x_np), jnp.asarray(t_np), key, replication, n_test)
+
+    def part(prefix):
+        return CausalData(a[f"y_{prefix}"], a[f"t_{prefix}"], a[f"x_{prefix}"], y_name="y",
+                          t_names=("treat",), x_names=COVARIATES)
+
+    return IHDP(
+        train=part("train"), test=part("test"),
+        mu0_train=a["mu0_train"], mu1_train=a["mu1_train"],
+        mu0_test=a["mu0_test"], mu1_test=a["mu1_test"],
+        ycf_train=a["ycf_train"], ycf_test=a["ycf_test"], is_test=a["is_test"],
+    )
+
+
+@functools.partial(jax.jit, static_argnames="n_test")
+def _ihdp_arrays(x, t, key, replication, n_test: int) -> dict[str, Array]:
+    """The arrays of one replication, as one compiled program (eagerly, its two dozen small
+    operations each compiled on their own: most of a one-off script's first call)."""
+    n = x.shape[0]
     k_surface, k_split = jr.split(jr.fold_in(key, replication))
     mu0, mu1, y0, y1 = ihdp_surface_b(x, t, key=k_surface)
     y = jnp.where(t == 1, y1, y0)
     ycf = jnp.where(t == 1, y0, y1)
     perm = jr.permutation(k_split, n)
-    train_rows, test_rows = jnp.sort(perm[n_test:]), jnp.sort(perm[:n_test])
-    is_test = jnp.zeros((n,), int).at[test_rows].set(1)
-
-    def part(rows):
-        return CausalData(y[rows], t[rows], x[rows], y_name="y", t_names=("treat",),
-                          x_names=COVARIATES)
-
-    return IHDP(
-        train=part(train_rows), test=part(test_rows),
-        mu0_train=mu0[train_rows], mu1_train=mu1[train_rows],
-        mu0_test=mu0[test_rows], mu1_test=mu1[test_rows],
-        ycf_train=ycf[train_rows], ycf_test=ycf[test_rows], is_test=is_test,
-    )
+    rows = {"train": jnp.sort(perm[n_test:]), "test": jnp.sort(perm[:n_test])}
+    out = {"is_test": jnp.zeros((n,), int).at[rows["test"]].set(1)}
+    for name, r in rows.items():
+        out.update({f"y_{name}": y[r], f"t_{name}": t[r], f"x_{name}": x[r],
+                    f"mu0_{name}": mu0[r], f"mu1_{name}": mu1[r], f"ycf_{name}": ycf[r]})
+    return out
 
 
 def ihdp_replications(n: int, *, key: PRNGKeyArray, n_test: int = 75) -> IHDP:

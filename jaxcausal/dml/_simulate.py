@@ -13,13 +13,17 @@ import numpy as np
 import pandas as pd
 from jaxtyping import PRNGKeyArray
 
+from .._cache import use_default_cache
 from .._data import CausalData
-from ..parallel import sharded_map
+from .._progress import chunked_map
 from ._base import AbstractDML
 from ._inference import normal_quantile
+from ._quantile import AbstractQuantileDML
 
 
-def _replicate(estimator: AbstractDML, dgp: Callable, z: float, key: PRNGKeyArray):
+def _replicate(
+    estimator: AbstractDML | AbstractQuantileDML, dgp: Callable, z: float, key: PRNGKeyArray
+):
     k_data, k_fit = jr.split(key)
     drawn = dgp(k_data)
     data, truth = drawn if isinstance(drawn, tuple) else (drawn, jnp.nan)
@@ -37,7 +41,7 @@ def _replicate(estimator: AbstractDML, dgp: Callable, z: float, key: PRNGKeyArra
 
 
 def simulate(
-    estimator: AbstractDML,
+    estimator: AbstractDML | AbstractQuantileDML,
     dgp: Callable[[PRNGKeyArray], Any],
     *,
     key: PRNGKeyArray,
@@ -47,6 +51,7 @@ def simulate(
     summarize: bool = True,
     mesh: Any = None,
     batch_size: int | None = None,
+    progress: bool = True,
 ) -> pd.DataFrame:
     """Runs `n_sims` replications of "draw a data set, fit the estimator" in one compiled call.
 
@@ -75,6 +80,14 @@ def simulate(
       (`benchmarks/cpu_batching.py`: 100 PLR fits with MLP nuisances on one core, 79 s as one
       batch, 44 s in batches of 10, 26 s one at a time). Results do not depend on it beyond
       rounding.
+    - `progress`: say up front how many fits the study runs, and show a progress bar (tqdm, on
+      stderr) while it runs; `False` prints nothing. With a progress bar the replications run
+      in a few dozen equal chunks of one compiled program (a call per chunk, the same results);
+      without, in one call.
+
+    The compiled program is kept in JAX's persistent compilation cache (`~/.cache/jaxcausal`,
+    see [`jaxcausal.enable_compilation_cache`][]; `JAXCAUSAL_CACHE=0` turns it off), so the same
+    study in a new process does not compile again.
 
     **Returns:** a `pandas.DataFrame`. Summarised: `truth`, `n_sims`, `n_failed`, `mean`, `bias`,
     `rmse`, `sd`, `mean_se`, `bias_over_se` (bias / mean se) and `coverage`, indexed by treatment.
@@ -86,24 +99,39 @@ def simulate(
     table = jc.dml.simulate(est, dgp, key=jr.key(0), n_sims=1000, truth=0.5)
     ```
     """
-    if not isinstance(estimator, AbstractDML):
+    if not isinstance(estimator, AbstractDML | AbstractQuantileDML):
         raise TypeError(f"estimator must be a DML model (e.g. jc.dml.PLR); got {estimator!r}")
     if not callable(dgp):
         raise TypeError(f"dgp must be a function key -> CausalData; got {dgp!r}")
     if not isinstance(n_sims, int) or n_sims < 1:
         raise ValueError(f"n_sims must be a positive integer, got {n_sims!r}")
+    use_default_cache()
     z = normal_quantile(level)
     keys = jr.split(key, n_sims)
+    names, n_obs = _treatment_names(dgp, keys[0])
+    if isinstance(estimator, AbstractQuantileDML):  # one row per quantile
+        names = list(estimator.row_names(tuple(names)))
+    if truth is None and not _dgp_gives_truth(dgp, keys[0]):
+        raise ValueError("truth is unknown: pass truth= or let dgp return (data, truth)")
+    per_sim = len(names) * estimator.n_rep * estimator.n_folds * len(estimator.learner_names)
     # `eqx.Partial`s rather than lambdas: a second study with an equal estimator configuration and
     # the same `dgp` function reuses the compiled program (arrays in `estimator` are traced).
     replicate = eqx.Partial(_replicate, estimator, dgp, z)
-    out = sharded_map(replicate, batch_size=batch_size, mesh=mesh)(keys)
+    out = chunked_map(
+        replicate, keys, batch_size=batch_size, mesh=mesh, progress=progress,
+        desc="simulate", unit="sim",
+        header=(
+            f"jc.dml.simulate: {n_sims} replications of {type(estimator).__name__} on "
+            f"{n_obs} rows, {per_sim} nuisance fits each ({len(names)} treatment(s) x "
+            f"{estimator.n_rep} rep x {estimator.n_folds} folds x "
+            f"{len(estimator.learner_names)} learners), {n_sims * per_sim} fits in all"
+        ),
+    )
     theta, se, lower, upper, true, ok = (np.asarray(a) for a in out)
     if truth is not None:
         true = np.broadcast_to(np.asarray(truth, float), theta.shape)
     if np.isnan(true).any():
         raise ValueError("truth is unknown: pass truth= or let dgp return (data, truth)")
-    names = _treatment_names(dgp, keys[0])
     rows = pd.DataFrame({
         "sim": np.repeat(np.arange(n_sims), theta.shape[1]),
         "treatment": np.tile(names, n_sims),
@@ -120,11 +148,16 @@ def simulate(
     return _summary(rows, names)
 
 
-def _treatment_names(dgp, key) -> list[str]:
-    """The treatment names of the data `dgp` draws, read from its shapes without computing it."""
+def _treatment_names(dgp, key) -> tuple[list[str], int]:
+    """The treatment names and row count of the data `dgp` draws, read from its shapes without
+    computing it."""
     drawn = jax.eval_shape(dgp, key)
     data = drawn[0] if isinstance(drawn, tuple) else drawn
-    return list(data.t_names)
+    return list(data.t_names), int(data.y.shape[-1])
+
+
+def _dgp_gives_truth(dgp, key) -> bool:
+    return isinstance(jax.eval_shape(dgp, key), tuple)
 
 
 def _summary(rows: pd.DataFrame, names: list[str]) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from ._linearise import (
     is_linear_gaussian as is_linear_gaussian,
     linearise as linearise,
 )
+from ._logprob import InterventionProgram as InterventionProgram, log_prob as log_prob
 from ._mechanisms import (
     AbstractMechanism as AbstractMechanism,
     AbstractProgram as AbstractProgram,

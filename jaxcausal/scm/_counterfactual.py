@@ -57,7 +57,7 @@ def _unit(scm, ivs, endo, affected, inverted, obs):
 
     def factual(u):
         subs = {**obs_sample, **{name: u[i] for i, (name, _) in enumerate(inverted)}}
-        return run_unit(scm.model, scm.interventions, key, substitute=subs)
+        return run_unit(scm.program, scm.interventions, key, substitute=subs)
 
     def resid(u):
         values, _ = factual(u)
@@ -79,7 +79,7 @@ def _unit(scm, ivs, endo, affected, inverted, obs):
     }
     subs = {v: obs[v] for v in endo if v not in affected}
     subs.update({name: u[i] for i, (name, _) in enumerate(inverted)})
-    values, _ = run_unit(scm.model, ivs, key, substitute=subs, noise=eps)
+    values, _ = run_unit(scm.program, ivs, key, substitute=subs, noise=eps)
     return {v: values[v] for v in endo}, err
 
 
@@ -87,7 +87,7 @@ def _unit(scm, ivs, endo, affected, inverted, obs):
 def _counterfactual_impl(scm, ivs, endo, affected, inverted, observed):
     n = observed[endo[0]].shape[0]
     ivs = broadcast_interventions(ivs, n)
-    return jax.vmap(lambda iv, o: _unit(scm, iv, endo, affected, inverted, o))(ivs, observed)
+    return eqx.filter_vmap(lambda iv, o: _unit(scm, iv, endo, affected, inverted, o))(ivs, observed)
 
 
 def _discrete_levels(scm: SCM, obs: dict) -> dict:

@@ -15,7 +15,7 @@ import optax
 import pandas as pd
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from .._checks import as_float_array, check_finite, check_weights
+from .._checks import as_float_array, check_finite, check_weights, is_concrete
 from ..nn import MLP
 from ..train import fit_ensemble, weighted_mean
 from ._mechanisms import AdditiveNoiseMLPProgram, LinearGaussianProgram
@@ -64,18 +64,22 @@ def _fit_linear(x, w, mask):
 
 
 class _NodeNet(eqx.Module):
-    """Node `j`'s network for ensemble training: its MLP, parent mask and one-hot target column
-    (booleans, so the optimiser leaves them alone); stacked over nodes on a leading axis."""
+    """Node `j`'s network for ensemble training: its linear row and MLP, parent mask and one-hot
+    target column (booleans, so the optimiser leaves them alone); stacked over nodes."""
 
     mlp: MLP
+    linear: Float[Array, "*nodes d"]
     mask: Bool[Array, "*nodes d"]
     target: Bool[Array, "*nodes d"]
 
+    def predict(self, data: Array) -> Array:
+        inputs = jnp.where(self.mask[None, :], data, 0.0)
+        return inputs @ self.linear + jax.vmap(self.mlp)(inputs)
+
 
 def _node_loss(model: _NodeNet, data: Array, weights: Array, *, key: PRNGKeyArray) -> Array:
-    pred = jax.vmap(model.mlp)(jnp.where(model.mask[None, :], data, 0.0))
     target = jnp.sum(jnp.where(model.target[None, :], data, 0.0), axis=1)
-    return weighted_mean((target - pred) ** 2, weights)
+    return weighted_mean((target - model.predict(data)) ** 2, weights)
 
 
 @functools.lru_cache(maxsize=32)
@@ -84,7 +88,23 @@ def _adamw(learning_rate: float, weight_decay: float) -> optax.GradientTransform
     return optax.adamw(learning_rate, weight_decay=weight_decay)
 
 
+def _optimiser(cfg) -> optax.GradientTransformation:
+    if is_concrete(cfg.learning_rate) and is_concrete(cfg.weight_decay):
+        return _adamw(float(cfg.learning_rate), float(cfg.weight_decay))
+    # Traced settings (a vmapped sweep): built inside the trace, which compiles once anyway.
+    return optax.adamw(cfg.learning_rate, weight_decay=cfg.weight_decay)
+
+
+def _zero_output_layer(mlps: MLP) -> MLP:
+    last = mlps.layers[-1]
+    return eqx.tree_at(
+        lambda m: (m.layers[-1].weight, m.layers[-1].bias), mlps,
+        (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)),
+    )
+
+
 def _fit_mlp(program: AdditiveNoiseMLPProgram, x, w, key, cfg):
+    # Branch-free in the data (no host checks), so it runs under `jit` and `vmap`.
     d = x.shape[1]
     mu = jnp.sum(x * w[:, None], axis=0) / jnp.sum(w)
     sd = jnp.sqrt(jnp.sum((x - mu[None, :]) ** 2 * w[:, None], axis=0) / jnp.sum(w))
@@ -92,27 +112,46 @@ def _fit_mlp(program: AdditiveNoiseMLPProgram, x, w, key, cfg):
     xs = (x - mu[None, :]) / sd[None, :]
     k_val, k_fit = jr.split(key)
     val = jr.bernoulli(k_val, cfg.val_fraction, (x.shape[0],)) & (w > 0)
-    train_w = jnp.where(val, 0.0, w)
+    use_val = not is_concrete(cfg.val_fraction) or cfg.val_fraction > 0
+    has_val = jnp.any(val) if use_val else jnp.array(False)
+    train_w = jnp.where(has_val & val, 0.0, w)
+    val_w = jnp.where(has_val, jnp.where(val, w, 0.0), w)  # no held-out rows: score the fit
+    # Start at the least-squares solution (on the training rows) with the MLPs' outputs at zero.
+    beta, _, _ = _fit_linear(xs, train_w, jnp.asarray(program.mask.T))
     eye = jnp.eye(d, dtype=bool)
-    nets = _NodeNet(program.mlps, program.mask, eye)
-    use_val = cfg.val_fraction > 0 and bool(jnp.any(val))
+    nets = _NodeNet(_zero_output_layer(program.mlps), beta.T, program.mask, eye)
     res = fit_ensemble(
-        _node_loss, nets, xs, _adamw(float(cfg.learning_rate), float(cfg.weight_decay)),
+        _node_loss, nets, xs, _optimiser(cfg),
         key=k_fit,
         weights=jnp.broadcast_to(train_w, (d,) + train_w.shape),
-        val_weights=jnp.broadcast_to(jnp.where(val, w, 0.0), (d,) + w.shape) if use_val else None,
+        val_weights=jnp.broadcast_to(val_w, (d,) + w.shape) if use_val else None,
         max_steps=cfg.max_steps, batch_size=cfg.batch_size, eval_every=cfg.eval_every,
         patience=cfg.patience if use_val else None,
     )
-    pred = eqx.filter_vmap(
-        lambda net: jax.vmap(net.mlp)(jnp.where(net.mask[None, :], xs, 0.0))
-    )(res.model)
+    pred = eqx.filter_vmap(lambda net: net.predict(xs))(res.model)
     resid = xs.T - pred
     scale = jnp.sqrt(jnp.sum(resid**2 * w[None, :], axis=1) / jnp.sum(w)) * sd
+    linear = jnp.where(program.mask, res.model.linear, 0.0)
     return AdditiveNoiseMLPProgram(
-        graph=program.graph, mlps=res.model.mlp, mask=program.mask, in_loc=mu, in_scale=sd,
-        out_loc=mu, out_scale=sd, scale=scale, config=program.config,
+        graph=program.graph, mlps=res.model.mlp, linear=linear, mask=program.mask, in_loc=mu,
+        in_scale=sd, out_loc=mu, out_scale=sd, scale=scale, config=program.config,
     )
+
+
+def _check_not_constant(x: Array, w: Array, names: tuple[str, ...]) -> Array:
+    mu = jnp.sum(x * w[:, None], axis=0) / jnp.sum(w)
+    var = jnp.sum((x - mu[None, :]) ** 2 * w[:, None], axis=0) / jnp.sum(w)
+    constant = var <= (jnp.finfo(x.dtype).eps * jnp.maximum(jnp.abs(mu), 1.0)) ** 2
+    if is_concrete(constant):
+        bad = [v for v, c in zip(names, np.asarray(constant)) if c]
+        if bad:
+            raise ValueError(
+                f"data columns {bad} are constant (on the rows with positive weight); a constant "
+                "node has no noise to fit and makes its children's regressions singular. Drop "
+                "it or condition on it"
+            )
+        return x
+    return eqx.error_if(x, jnp.any(constant), "data has a constant column")
 
 
 def fit(
@@ -136,11 +175,14 @@ def fit(
     **Returns:** a new SCM with fitted mechanisms and noise scales, without interventions.
 
     Linear-Gaussian mechanisms are fitted in closed form (weighted least squares per node);
-    additive-noise MLPs are trained together as one ensemble of `d` networks.
+    additive-noise MLPs are trained together as one ensemble of `d` networks, starting from the
+    least-squares fit. Runs under `jax.jit` and `jax.vmap` (over keys, weights or data), so an
+    SCM can be fitted inside a larger compiled model; a constant column raises (eagerly, or
+    through `eqx.error_if` when traced).
     """
     if not isinstance(template, SCM):
         raise TypeError(f"template must be a jaxcausal.scm.SCM; got {type(template).__name__}")
-    program = template.model
+    program = template.program
     if not isinstance(program, (LinearGaussianProgram, AdditiveNoiseMLPProgram)):
         raise TypeError(
             "template must come from jc.scm.SCM.from_graph (its mechanisms are parametric); got "
@@ -151,6 +193,7 @@ def fit(
     if n < d + 2:
         raise ValueError(f"data must have at least {d + 2} rows to fit {d} mechanisms; got {n}")
     w = jnp.ones((n,), x.dtype) if weights is None else check_weights(weights, n, "weights")
+    x = _check_not_constant(x, w, template.graph.names)
     if isinstance(program, LinearGaussianProgram):
         mask = jnp.asarray(np.asarray(template.graph.adjacency))
         weights_, bias, scale = _fit_linear(x, w, mask)

@@ -98,7 +98,8 @@ def _node_densities(scm: SCM, x: Array):
     names = scm.graph.names
 
     def one(row):
-        _, fns = run_unit(scm.model, scm.interventions, jr.key(0), substitute=dict(zip(names, row)))
+        subs = dict(zip(names, row))
+        _, fns = run_unit(scm.program, scm.interventions, jr.key(0), substitute=subs)
         return tuple(fns[v] for v in names)
 
     return jax.vmap(one)(x)

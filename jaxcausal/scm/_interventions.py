@@ -13,7 +13,7 @@ import numpyro.distributions as dist
 from jaxtyping import Array
 from numpyro.primitives import Messenger
 
-from .._checks import as_float_array
+from .._checks import as_float_array, is_concrete
 
 
 def _as_values(values: Any, argument: str) -> dict[str, Array] | None:
@@ -23,7 +23,12 @@ def _as_values(values: Any, argument: str) -> dict[str, Array] | None:
         raise TypeError(
             f"{argument} must be a dict {{node name: value}}; got {type(values).__name__}"
         )
-    return {str(k): as_float_array(v, f"{argument}[{k!r}]") for k, v in values.items()}
+    out = {str(k): as_float_array(v, f"{argument}[{k!r}]") for k, v in values.items()}
+    for k, v in out.items():
+        if is_concrete(v) and bool(jnp.any(jnp.isinf(v))):
+            raise ValueError(f"{argument}[{k!r}] is infinite; intervention values must be finite "
+                             "(NaN leaves a node alone)")
+    return out
 
 
 class AbstractIntervention(eqx.Module):
@@ -111,9 +116,17 @@ class Soft(AbstractIntervention):
     distribution given its parents (a `numpyro.distributions.Distribution`) and returns a new one,
     e.g. `lambda d: dist.Normal(d.loc, 0.5 * d.scale)`; for a `numpyro.deterministic` site it
     takes and returns the value.
+
+    Compiled samplers are reused when the functions are the same objects: a new `lambda` at
+    every call retraces and recompiles. Write the function once (module level), or make its
+    parameters arrays of an `equinox.Partial` (or an Equinox module): they are traced, so
+    `Soft({"x": eqx.Partial(scale_noise, jnp.asarray(s))})` compiles once for every `s`.
     """
 
-    fns: tuple[tuple[str, Callable], ...] = eqx.field(static=True)
+    names: tuple[str, ...] = eqx.field(static=True)
+    # Not static: arrays inside the functions (an `eqx.Partial`'s arguments) are traced, and plain
+    # functions are non-array leaves, kept static by the filtered transforms (compared by identity).
+    fns: tuple[Callable, ...]
 
     def __init__(self, fns: Mapping[str, Any]):
         if not isinstance(fns, Mapping):
@@ -121,13 +134,18 @@ class Soft(AbstractIntervention):
         bad = [k for k, f in fns.items() if not callable(f)]
         if bad:
             raise TypeError(f"fns must map node names to callables; not callable for {bad}")
-        self.fns = tuple((str(k), f) for k, f in fns.items())
+        self.names = tuple(str(k) for k in fns)
+        self.fns = tuple(fns.values())
 
     def targets(self) -> tuple[str, ...]:
-        return tuple(k for k, _ in self.fns)
+        return self.names
+
+    def get(self, name: str) -> Callable:
+        """The function that replaces the mechanism of `name`."""
+        return self.fns[self.names.index(name)]
 
     def process(self, name: str, fn: Any, kind: str) -> Any:
-        fns = dict(self.fns)
+        fns = dict(zip(self.names, self.fns))
         if name in fns and kind == "sample":
             new = fns[name](fn)
             if not isinstance(new, dist.Distribution):
@@ -313,7 +331,7 @@ class Runner(Messenger):
             for iv in self.interventions:
                 for part in iv.parts if isinstance(iv, Joint) else (iv,):
                     if isinstance(part, Soft) and name in part.targets():
-                        value = dict(part.fns)[name](value)
+                        value = part.get(name)(value)
         for iv in self.interventions:
             value = iv.apply(name, value)
         msg["value"] = value

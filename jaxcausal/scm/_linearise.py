@@ -44,7 +44,7 @@ def _sample_sites(scm: SCM) -> tuple[str, ...]:
 
 def _check_location_scale(scm: SCM, normal: bool) -> str | None:
     """The first sample site whose distribution is not Normal (or not location-scale)."""
-    _, fns = run_unit(scm.model, scm.interventions, jr.key(0))
+    _, fns = run_unit(scm.program, scm.interventions, jr.key(0))
     for v in _sample_sites(scm):
         fn = fns.get(v)
         ok = isinstance(fn, dist.Normal) if normal else hasattr(fn, "loc") and hasattr(fn, "scale")
@@ -56,7 +56,7 @@ def _check_location_scale(scm: SCM, normal: bool) -> str | None:
 def _structural(scm: SCM, eps: Array) -> Array:
     sites = _sample_sites(scm)
     values, _ = run_unit(
-        scm.model, scm.interventions, jr.key(0), noise={s: eps[k] for k, s in enumerate(sites)}
+        scm.program, scm.interventions, jr.key(0), noise={s: eps[k] for k, s in enumerate(sites)}
     )
     dtype = jnp.result_type(float)
     return jnp.stack([jnp.asarray(values[v], dtype) for v in scm.graph.names])

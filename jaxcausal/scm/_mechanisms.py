@@ -17,6 +17,7 @@ import jax.random as jr
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+import pandas as pd
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ..nn import MLP
@@ -78,6 +79,19 @@ class LinearGaussianProgram(AbstractProgram):
             out = out + self.weights[self.graph.index(p), j] * values[p]
         return out
 
+    def weights_frame(self) -> pd.DataFrame:
+        """The weights by name: rows are causes, columns effects (`frame.loc["x", "y"]` is the
+        coefficient of `x -> y`; 0 off the graph), whatever order the nodes were given in."""
+        names = list(self.graph.names)
+        return pd.DataFrame(np.asarray(self.weights), index=names, columns=names)
+
+    def node_frame(self) -> pd.DataFrame:
+        """Bias and noise scale of each node, indexed by name."""
+        return pd.DataFrame(
+            {"bias": np.asarray(self.bias), "scale": np.asarray(self.scale)},
+            index=list(self.graph.names),
+        )
+
 
 class LinearGaussian(AbstractMechanism):
     """Linear mechanisms with Gaussian noise; fitted in closed form by weighted least squares.
@@ -96,10 +110,13 @@ class LinearGaussian(AbstractMechanism):
 
 
 class AdditiveNoiseMLPProgram(AbstractProgram):
-    r"""$x_j = \mu_j + s_j\, \mathrm{MLP}_j(\tilde x \odot m_j) + \sigma_j \varepsilon_j$ with
-    $\tilde x = (x - c) / r$ the standardised inputs and $m_j$ the parent mask of node `j`.
+    r"""$x_j = \mu_j + s_j\,[\beta_j^\top (\tilde x \odot m_j) + \mathrm{MLP}_j(\tilde x \odot
+    m_j)] + \sigma_j \varepsilon_j$ with $\tilde x = (x - c) / r$ the standardised inputs and $m_j$
+    the parent mask of node `j`: a linear part plus an MLP for what is not linear.
 
     - `mlps`: `d` MLPs `d -> scalar` stacked on a leading axis (one per node).
+    - `linear`: `(d, d)`, `linear[j, i]` the standardised linear coefficient of parent `i` in
+      node `j`'s mechanism (zero off the graph).
     - `mask`: `(d, d)` booleans, `mask[j, i]` true when `i` is a parent of `j`.
     - `in_loc`, `in_scale`, `out_loc`, `out_scale`: `(d,)` standardisation constants.
     - `scale`: `(d,)` noise standard deviations.
@@ -108,6 +125,7 @@ class AdditiveNoiseMLPProgram(AbstractProgram):
 
     graph: Graph
     mlps: MLP
+    linear: Float[Array, "d d"]
     mask: Bool[Array, "d d"]
     in_loc: Float[Array, " d"]
     in_scale: Float[Array, " d"]
@@ -126,12 +144,16 @@ class AdditiveNoiseMLPProgram(AbstractProgram):
             (values[v] - self.in_loc[i]) / self.in_scale[i] if v in parents else zero
             for i, v in enumerate(self.graph.names)
         ])
-        return self.out_loc[j] + self.out_scale[j] * self.node_mlp(j)(xt)
+        return self.out_loc[j] + self.out_scale[j] * (self.linear[j] @ xt + self.node_mlp(j)(xt))
 
 
 class AdditiveNoiseMLP(AbstractMechanism):
-    """Additive-noise mechanisms `x_j = MLP_j(pa_j) + sigma_j * eps_j`, trained with
-    [`jaxcausal.train.fit_ensemble`][] (all nodes in one compiled call).
+    """Additive-noise mechanisms `x_j = beta_j' pa_j + MLP_j(pa_j) + sigma_j * eps_j`, trained
+    with [`jaxcausal.train.fit_ensemble`][] (all nodes in one compiled call).
+
+    The fit starts from the weighted least-squares solution of the linear part with the MLPs'
+    output layers at zero, so a mechanism is never fitted worse than linearly (on validation
+    rows) and a strong linear signal is not underfitted; the MLPs learn what is not linear.
 
     **Arguments:** `width`, `depth`, `activation` of each node's MLP; `learning_rate`,
     `weight_decay` (AdamW), `max_steps`, `batch_size`, `val_fraction` (held-out rows for early
@@ -166,8 +188,8 @@ class AdditiveNoiseMLP(AbstractMechanism):
         ones, zeros = jnp.ones((d,)), jnp.zeros((d,))
         mask = jnp.asarray(_parent_mask(graph).T)
         return AdditiveNoiseMLPProgram(
-            graph=graph, mlps=mlps, mask=mask, in_loc=zeros, in_scale=ones, out_loc=zeros,
-            out_scale=ones, scale=ones, config=self,
+            graph=graph, mlps=mlps, linear=jnp.zeros((d, d)), mask=mask, in_loc=zeros,
+            in_scale=ones, out_loc=zeros, out_scale=ones, scale=ones, config=self,
         )
 
 

@@ -14,7 +14,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, Real
 
 from .._checks import as_float_array
 from ._interventions import AbstractIntervention, Do, Shift
-from ._scm import SCM, _sample_impl
+from ._scm import SCM, _sample_impl, unit_keys, unit_uniforms
 
 
 @eqx.debug.assert_max_traces(max_traces=None)
@@ -30,26 +30,48 @@ def _batched_impl(
     # `values` is one intervention object whose arrays carry a leading (m,) axis: row i is the
     # intervention with the i-th entries.
     m = jax.tree.leaves(values)[0].shape[0]
+    d = scm.graph.n_nodes
 
-    def one(row, k):
-        draws = _sample_impl(scm.intervene(row), n, k)
+    def one(row, k, u):
+        draws = _sample_impl(scm.intervene(row), n, k, u)
         return jax.tree.map(lambda a: jnp.mean(a), draws) if means else draws
 
     if common_noise:
         # The key is not batched, so the noise is drawn once and shared by every intervention.
+        u = unit_uniforms(unit_keys(key)[1], n, d)
+
         def body(row):
-            return one(row, key)
+            return one(row, key, u)
 
-        xs = values
-    else:
-        def body(args):
-            return one(*args)
+        if chunk is None:
+            return jax.vmap(body)(values)
+        return jax.lax.map(body, values, batch_size=chunk)
 
-        xs = (values, jr.split(key, m))
-    if chunk is None:
-        return jax.vmap(body)(xs)
-    # `vmap` over chunks of `chunk` interventions, a loop over chunks: bounded memory.
-    return jax.lax.map(body, xs, batch_size=chunk)
+    keys = jr.split(key, m)
+
+    def noise(k):
+        return unit_uniforms(unit_keys(k)[1], n, d)
+
+    def block(args):
+        # The noise of a block of rows is drawn one row at a time (a `lax.map`, not batched):
+        # threefry bits for a vmapped batch of keys are several times slower on a CPU.
+        rows, ks = args
+        return jax.vmap(one)(rows, ks, jax.lax.map(noise, ks))
+
+    if chunk is None or chunk >= m:
+        return block((values, keys))
+    # `vmap` over blocks of `chunk` interventions, a loop over blocks: bounded memory. The last
+    # block is padded by repeating its last row, and the padding is dropped.
+    n_blocks = -(-m // chunk)
+    pad = n_blocks * chunk - m
+
+    def blocks(a):
+        if pad:
+            a = jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)], axis=0)
+        return a.reshape(n_blocks, chunk, *a.shape[1:])
+
+    out = jax.lax.map(block, (jax.tree.map(blocks, values), blocks(keys)))
+    return jax.tree.map(lambda a: a.reshape(n_blocks * chunk, *a.shape[2:])[:m], out)
 
 
 _batched_jit = eqx.filter_jit(_batched_impl)

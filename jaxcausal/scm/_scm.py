@@ -28,6 +28,11 @@ def run_unit(
     """Runs `model` once (one unit) under `interventions`; returns its site values and
     distributions. `substitute` fixes sample sites (NumPyro's `substitute`), `noise` replays
     standardised noise at location-scale sites, `uniforms` drives them (see `Runner`)."""
+    from ._logprob import InterventionProgram
+
+    if isinstance(model, InterventionProgram):
+        # `scm.model` of an intervened SCM already applies its interventions: pass `scm.program`.
+        raise TypeError("run_unit takes an SCM's base program (scm.program), not scm.model")
     runner = Runner(model, interventions, noise, uniforms, index)
     fn = runner if not substitute else handlers.substitute(runner, data=dict(substitute))
     handlers.seed(fn, rng_seed=key)()
@@ -37,8 +42,13 @@ def run_unit(
 def broadcast_interventions(
     interventions: tuple[AbstractIntervention, ...], n: int
 ) -> tuple[AbstractIntervention, ...]:
-    """Gives every intervention value a leading unit axis of size `n` (values may be per unit)."""
+    """Gives every intervention value a leading unit axis of size `n` (values may be per unit).
+
+    Array leaves only: the functions of a `Soft` stay as they are (map with `eqx.filter_vmap`),
+    and arrays inside them (an `eqx.Partial`'s arguments) are broadcast like values."""
     def to_n(v):
+        if not eqx.is_array_like(v):
+            return v
         v = jnp.asarray(v)
         if v.ndim == 0:
             return jnp.broadcast_to(v, (n,))
@@ -51,21 +61,60 @@ def broadcast_interventions(
     return jax.tree.map(to_n, interventions)
 
 
+BULK_NOISE_IMPL = "threefry2x32"
+"""The PRNG that draws the bulk noise of `sample` (the `(n, d)` uniforms): JAX's default.
+
+`benchmarks/scm_noise_prng.py` compares JAX's implementations on this work. On a CPU the cost is
+not the generator but batching: threefry bits drawn for a `vmap`ped batch of keys were 7x slower
+than the same bits drawn one key at a time (2.98 s against 0.43 s for 200 x 10,000 x 20
+uniforms, loaded 2-core machine), and `rbg`/`unsafe_rbg` (XLA's `RngBitGenerator`) were slower
+than unbatched threefry (1.7 s and 1.6 s) and not `vmap`-invariant. So batched queries draw each
+intervention's noise unbatched (a `lax.map` over keys), with threefry, which keeps the strongest
+guarantees (a cryptographic counter-based hash; the same key gives the same noise, in a loop, under
+`vmap` or sharded). Another implementation can be tried by setting this name (benchmarks only).
+"""
+
+
+def bulk_noise_key(key: PRNGKeyArray) -> PRNGKeyArray:
+    """The `BULK_NOISE_IMPL` key derived from `key` (any implementation) by 128 random bits."""
+    if BULK_NOISE_IMPL == "threefry2x32":  # JAX's default: `key` itself
+        return key
+    return jr.wrap_key_data(jr.bits(key, (4,), jnp.uint32), impl=BULK_NOISE_IMPL)
+
+
+def unit_uniforms(key: PRNGKeyArray, n: int, d: int) -> Float[Array, "n d"]:
+    """The `(n, d)` uniforms in `(0, 1)` that drive the location-scale sites of `n` units.
+
+    Batched callers draw these with `lax.map` (one key at a time), which is several times faster
+    on a CPU than drawing them for a `vmap`ped batch of keys (see `BULK_NOISE_IMPL`).
+    """
+    tiny = jnp.finfo(jnp.result_type(float)).tiny
+    return jr.uniform(bulk_noise_key(key), (n, d), minval=tiny, maxval=1.0)
+
+
+def unit_keys(key: PRNGKeyArray) -> tuple[PRNGKeyArray, PRNGKeyArray]:
+    """`(k_sites, k_noise)`: NumPyro's per-unit keys (non-location-scale sites) and the bulk
+    noise key of `unit_uniforms`."""
+    return tuple(jr.split(key))
+
+
 @eqx.debug.assert_max_traces(max_traces=None)
-def _sample_impl(scm: SCM, n: int, key: PRNGKeyArray) -> dict[str, Array]:
-    k_sites, k_unif = jr.split(key)
+def _sample_impl(
+    scm: SCM, n: int, key: PRNGKeyArray, u: Float[Array, "n d"] | None = None
+) -> dict[str, Array]:
+    k_sites, k_unif = unit_keys(key)
     keys = jr.split(k_sites, n)
     names = scm.graph.names
-    tiny = jnp.finfo(jnp.result_type(float)).tiny
-    u = jr.uniform(k_unif, (n, len(names)), minval=tiny, maxval=1.0)
+    if u is None:
+        u = unit_uniforms(k_unif, n, len(names))
     ivs = broadcast_interventions(scm.interventions, n)
     index = {v: j for j, v in enumerate(names)}
 
     def one(k, uu, iv):
-        values, _ = run_unit(scm.model, iv, k, uniforms=uu, index=index)
+        values, _ = run_unit(scm.program, iv, k, uniforms=uu, index=index)
         return {v: values[v] for v in names}
 
-    return jax.vmap(one)(keys, u, ivs)
+    return eqx.filter_vmap(one)(keys, u, ivs)
 
 
 sample_jit = eqx.filter_jit(_sample_impl)
@@ -86,7 +135,8 @@ class SCM(eqx.Module):
     **Arguments:**
 
     - `model`: a NumPyro program taking no arguments (bind data with `functools.partial`), or an
-      Equinox module with a `__call__()` (its arrays are then traced, not baked in).
+      Equinox module with a `__call__()` (its arrays are then traced, not baked in). The `model`
+      of an intervened SCM is accepted too (its interventions are taken over).
     - `interventions`: interventions applied, in order, every time the program runs (normally
       built with `do`, `shift` and `soft`).
     - `noise`: names of sample sites that are explicit exogenous noise (a program that writes
@@ -106,7 +156,7 @@ class SCM(eqx.Module):
     ```
     """
 
-    model: Callable
+    program: Callable
     graph: Graph
     deterministic: tuple[str, ...] = eqx.field(static=True)
     noise_sites: tuple[str, ...] = eqx.field(static=True)
@@ -121,6 +171,11 @@ class SCM(eqx.Module):
         graph: Graph | None = None,
         deterministic: tuple[str, ...] | None = None,
     ):
+        from ._logprob import InterventionProgram
+
+        if isinstance(model, InterventionProgram):
+            interventions = model.interventions + tuple(interventions)
+            model = model.program
         if graph is None or deterministic is None:
             graph = Graph.from_model(model)
             values, fns = run_unit(model, (), jr.key(0))
@@ -139,11 +194,23 @@ class SCM(eqx.Module):
                 raise ValueError(
                     f"noise site {u!r} must be a sample site without parents (exogenous noise)"
                 )
-        self.model = model
+        self.program = model
         self.graph = graph
         self.deterministic = tuple(deterministic)
         self.noise_sites = noise
         self.interventions = tuple(interventions)
+
+    @property
+    def model(self) -> Callable:
+        """The program as NumPyro's tools should see it: the base program when there are no
+        interventions, else an [`jaxcausal.scm.InterventionProgram`][] that applies them (so
+        `numpyro.infer.util.log_density`, `Predictive` and `MCMC` see the intervened model).
+        `program` is the base program without them."""
+        if not self.interventions:
+            return self.program
+        from ._logprob import InterventionProgram
+
+        return InterventionProgram(self.program, self.interventions)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -183,7 +250,7 @@ class SCM(eqx.Module):
     def intervene(self, intervention: AbstractIntervention) -> SCM:
         """A new SCM with `intervention` applied after the ones already there."""
         return SCM(
-            self.model, self.interventions + (intervention,), noise=self.noise_sites,
+            self.program, self.interventions + (intervention,), noise=self.noise_sites,
             graph=self.graph, deterministic=self.deterministic,
         )
 

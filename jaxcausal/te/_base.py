@@ -15,7 +15,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from .. import train
 from .._checks import check_binary, is_concrete
 from .._data import CausalData
-from ..parallel import sharded_map
+from .._progress import chunked_map
 
 
 class AbstractFittedTE(eqx.Module):
@@ -114,8 +114,14 @@ class Scaler(eqx.Module):
         return y * self.y_scale + self.y_mean
 
 
-def binary_arrays(data: CausalData, who: str) -> tuple[Array, Array, Array]:
-    """`(x, t, y)` from `data` with `t` a binary vector; raises a clear error otherwise."""
+def binary_arrays(
+    data: CausalData, who: str, checked: bool = False
+) -> tuple[Array, Array, Array]:
+    """`(x, t, y)` from `data` with `t` a binary vector; raises a clear error otherwise.
+
+    `checked=True` (inside a compiled fit whose caller already ran [`check_eagerly`][] on the
+    concrete data) skips the traced `eqx.error_if`: its host callback would keep JAX from storing
+    the compiled fit in the persistent compilation cache."""
     if not isinstance(data, CausalData):
         raise TypeError(f"data must be a jaxcausal.CausalData; got {type(data).__name__}")
     if data.t.ndim != 2 or data.t.shape[1] != 1:
@@ -123,6 +129,8 @@ def binary_arrays(data: CausalData, who: str) -> tuple[Array, Array, Array]:
             f"{who} needs exactly one binary treatment column; data.t has shape "
             f"{tuple(data.t.shape)}"
         )
+    if checked:
+        return data.x, data.t[:, 0], data.y
     t = check_binary(data.t[:, 0], "t", f"for {who} (a binary treatment)")
     if is_concrete(t):
         n1 = int(jnp.sum(t))
@@ -130,6 +138,13 @@ def binary_arrays(data: CausalData, who: str) -> tuple[Array, Array, Array]:
             raise ValueError(f"t must contain both treated and control rows for {who}; got {n1} "
                              f"treated of {t.shape[0]}")
     return data.x, t, data.y
+
+
+def check_eagerly(data: CausalData, who: str) -> bool:
+    """Runs the checks of [`binary_arrays`][] now; returns whether they were complete (the data
+    is concrete), so that the compiled fit can skip them (a static `checked` argument)."""
+    binary_arrays(data, who)
+    return bool(is_concrete(data.t))
 
 
 def split_weights(key: PRNGKeyArray, n: int, val_fraction: float) -> tuple[Array, Array | None]:
@@ -170,6 +185,7 @@ def fit_batch(
     n: int | None = None,
     batch_size: int | None = None,
     mesh: Any = None,
+    progress: bool = True,
 ) -> AbstractFittedTE:
     """Fits many copies of `model` in one compiled call, sharded over devices.
 
@@ -181,6 +197,9 @@ def fit_batch(
     `batch_size` and `mesh` are those of [`jaxcausal.parallel.sharded_map`][]: by default all
     copies train together on a GPU and one at a time on a CPU, where copies trained together wait
     for the slowest one to stop early. A second call with the same shapes does not recompile.
+
+    `progress` shows a tqdm bar on stderr (the copies then run in a few dozen equal chunks of
+    one compiled program, with the same results); `False` prints nothing.
 
     **Returns:** the fitted models with a leading axis on their arrays; query them with
     `eqx.filter_vmap(lambda m, x: m.effect(x))(fitted, xs)`.
@@ -197,14 +216,12 @@ def fit_batch(
     if count < 1:
         raise ValueError(f"n must be at least 1, got {count}")
     keys = jr.split(key, count)
+    options = dict(batch_size=batch_size, mesh=mesh, progress=progress, desc="fit_batch",
+                   unit="fit")
     # `eqx.Partial`s keep the program cached across calls; their arrays are traced, not baked in.
     if stacked:
-        return sharded_map(eqx.Partial(_fit_copy, model), batch_size=batch_size, mesh=mesh)(
-            data, keys
-        )
-    return sharded_map(eqx.Partial(_fit_copy, model, data), batch_size=batch_size, mesh=mesh)(
-        keys
-    )
+        return chunked_map(eqx.Partial(_fit_copy, model), data, keys, **options)
+    return chunked_map(eqx.Partial(_fit_copy, model, data), keys, **options)
 
 
 def _fit_copy(model, data, key):

@@ -12,6 +12,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import learners, nn, train
 from .._data import CausalData
+from ..learners._linear import _fit_linear
 from ._base import (
     AbstractFittedTE,
     AbstractTEModel,
@@ -19,6 +20,7 @@ from ._base import (
     Training,
     as_windows,
     binary_arrays,
+    check_eagerly,
     run_training,
     to_dtype,
 )
@@ -35,16 +37,23 @@ class FittedOLS(AbstractFittedTE):
 
 
 @eqx.filter_jit
-def _fit_ols(config: OLS, data: CausalData):
-    x, t, y = binary_arrays(data, "OLS")
+def _fit_ols(config: OLS, data: CausalData, checked: bool = False):
+    x, t, y = binary_arrays(data, "OLS", checked=checked)
+
+    def linear(x, y, w=None):
+        if not checked:
+            return learners.Linear(config.ridge).fit(x, y, key=jr.key(0), weights=w)
+        # Concrete `CausalData` is finite (checked on construction) and `t` was checked binary:
+        # the learner's traced checks (host callbacks, never cached by JAX) are skipped.
+        w = jnp.ones_like(y) if w is None else w
+        return _fit_linear(x, y, w, jnp.asarray(config.ridge, x.dtype))
+
     if config.interactions:
-        fits = [learners.Linear(config.ridge).fit(x, y, key=jr.key(0), weights=w)
-                for w in (1.0 - t, t)]
+        fits = [linear(x, y, w) for w in (1.0 - t, t)]
         coef = jnp.stack([f.coef for f in fits])
         intercept = jnp.stack([f.intercept for f in fits])
     else:
-        fit = learners.Linear(config.ridge).fit(jnp.concatenate([x, t[:, None]], 1), y,
-                                                key=jr.key(0))
+        fit = linear(jnp.concatenate([x, t[:, None]], 1), y)
         coef = jnp.stack([fit.coef[:-1], fit.coef[:-1]])
         intercept = jnp.stack([fit.intercept, fit.intercept + fit.coef[-1]])
     return FittedOLS(coef, intercept)
@@ -62,8 +71,8 @@ class OLS(AbstractTEModel):
 
     def fit(self, data: CausalData, *, key: PRNGKeyArray) -> FittedOLS:
         del key  # deterministic; the key keeps the common signature
-        binary_arrays(data, "OLS")  # eager errors before compiling
-        return _fit_ols(self, data)
+        checked = check_eagerly(data, "OLS")  # eager errors before compiling
+        return _fit_ols(self, data, checked=checked)
 
 
 class ArmNets(eqx.Module):
@@ -96,8 +105,8 @@ def _arm_loss(model, data, weights, *, key):
 
 
 @eqx.filter_jit
-def _fit_tlearner(config: TLearner, data: CausalData, key):
-    x, t, y = binary_arrays(data, "TLearner")
+def _fit_tlearner(config: TLearner, data: CausalData, key, checked: bool = False):
+    x, t, y = binary_arrays(data, "TLearner", checked=checked)
     k0, k1, k_train = jr.split(key, 3)
     scaler = Scaler.of(x, y, jnp.ones_like(y))
     make = [nn.MLP(x.shape[1], "scalar", config.width, config.depth,
@@ -124,8 +133,8 @@ class TLearner(AbstractTEModel):
     training: Training = Training()
 
     def fit(self, data: CausalData, *, key: PRNGKeyArray) -> FittedTLearner:
-        binary_arrays(data, "TLearner")  # eager errors before compiling
-        return _fit_tlearner(self, data, key)
+        checked = check_eagerly(data, "TLearner")  # eager errors before compiling
+        return _fit_tlearner(self, data, key, checked)
 
 
 class GRUArm(eqx.Module):
@@ -155,8 +164,8 @@ class FittedGRUTLearner(AbstractFittedTE):
 
 
 @eqx.filter_jit
-def _fit_gru_tlearner(config: GRUTLearner, data: CausalData, key):
-    x, t, y = binary_arrays(data, "GRUTLearner")
+def _fit_gru_tlearner(config: GRUTLearner, data: CausalData, key, checked: bool = False):
+    x, t, y = binary_arrays(data, "GRUTLearner", checked=checked)
     w = as_windows(x, config.window, config.n_vars, "GRUTLearner")
     ks = jr.split(key, 5)
     scaler = Scaler.of(x, y, jnp.ones_like(y))
@@ -181,5 +190,5 @@ class GRUTLearner(AbstractTEModel):
 
     def fit(self, data: CausalData, *, key: PRNGKeyArray) -> FittedGRUTLearner:
         as_windows(data.x, self.window, self.n_vars, "GRUTLearner")
-        binary_arrays(data, "GRUTLearner")  # eager errors before compiling
-        return _fit_gru_tlearner(self, data, key)
+        checked = check_eagerly(data, "GRUTLearner")  # eager errors before compiling
+        return _fit_gru_tlearner(self, data, key, checked)

@@ -20,6 +20,7 @@ from ._base import (
     Scaler,
     Training,
     binary_arrays,
+    check_eagerly,
     run_training,
     to_dtype,
 )
@@ -145,8 +146,8 @@ def _cevae_loss(model, data, weights, *, key):
 
 
 @eqx.filter_jit
-def _fit_cevae(config: CEVAE, data: CausalData, key):
-    x, t, y = binary_arrays(data, "CEVAE")
+def _fit_cevae(config: CEVAE, data: CausalData, key, checked: bool = False):
+    x, t, y = binary_arrays(data, "CEVAE", checked=checked)
     k_init, k_train, k_pred = jr.split(key, 3)
     # Binary covariates get a Bernoulli likelihood, the others a Gaussian one (found from the
     # data as an array, so the fit stays traceable under vmap).
@@ -206,5 +207,5 @@ class CEVAE(AbstractTEModel):
             )
 
     def fit(self, data: CausalData, *, key: PRNGKeyArray) -> FittedCEVAE:
-        binary_arrays(data, "CEVAE")  # eager errors before compiling
-        return _fit_cevae(self, data, key)
+        checked = check_eagerly(data, "CEVAE")  # eager errors before compiling
+        return _fit_cevae(self, data, key, checked)

@@ -19,6 +19,7 @@ from ._base import (
     Scaler,
     Training,
     binary_arrays,
+    check_eagerly,
     run_training,
     to_dtype,
 )
@@ -70,8 +71,8 @@ def _dragonnet_loss(model, data, weights, *, key):
 
 
 @eqx.filter_jit
-def _fit_dragonnet(config: Dragonnet, data: CausalData, key):
-    x, t, y = binary_arrays(data, "Dragonnet")
+def _fit_dragonnet(config: Dragonnet, data: CausalData, key, checked: bool = False):
+    x, t, y = binary_arrays(data, "Dragonnet", checked=checked)
     k_body, k_prop, k_train = jr.split(key, 3)
     scaler = Scaler.of(x, y, jnp.ones_like(y))
     body = RepresentationNet(x.shape[1], config.rep_width, config.rep_depth, config.head_width,
@@ -128,5 +129,5 @@ class Dragonnet(AbstractTEModel):
             raise ValueError(f"propensity_clip must be in [0, 0.5), got {self.propensity_clip}")
 
     def fit(self, data: CausalData, *, key: PRNGKeyArray) -> FittedDragonnet:
-        binary_arrays(data, "Dragonnet")  # eager errors before compiling
-        return _fit_dragonnet(self, data, key)
+        checked = check_eagerly(data, "Dragonnet")  # eager errors before compiling
+        return _fit_dragonnet(self, data, key, checked)

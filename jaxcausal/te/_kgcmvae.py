@@ -19,6 +19,7 @@ from ._base import (
     Training,
     as_windows,
     binary_arrays,
+    check_eagerly,
     run_training,
     to_dtype,
 )
@@ -111,8 +112,8 @@ def _kgcm_loss(model, data, weights, *, key):
 
 
 @eqx.filter_jit
-def _fit_kgcm(config: KGCMVAE, data: CausalData, key):
-    x, t, y = binary_arrays(data, "KGCMVAE")
+def _fit_kgcm(config: KGCMVAE, data: CausalData, key, checked: bool = False):
+    x, t, y = binary_arrays(data, "KGCMVAE", checked=checked)
     w = as_windows(x, config.window, config.n_vars, "KGCMVAE")
     k_init, k_train = jr.split(key)
     scaler = Scaler.of(x, y, jnp.ones_like(y))
@@ -218,5 +219,5 @@ class KGCMVAE(AbstractTEModel):
 
     def fit(self, data: CausalData, *, key: PRNGKeyArray) -> FittedKGCMVAE:
         as_windows(data.x, self.window, self.n_vars, "KGCMVAE")
-        binary_arrays(data, "KGCMVAE")  # eager errors before compiling
-        return _fit_kgcm(self, data, key)
+        checked = check_eagerly(data, "KGCMVAE")  # eager errors before compiling
+        return _fit_kgcm(self, data, key, checked)

@@ -18,6 +18,7 @@ from ._base import (
     Scaler,
     Training,
     binary_arrays,
+    check_eagerly,
     run_training,
     to_dtype,
 )
@@ -91,8 +92,8 @@ def _arm_weights(t: Array) -> Array:
 
 
 @eqx.filter_jit
-def _fit_cfr(config: CFR, data: CausalData, key):
-    x, t, y = binary_arrays(data, type(config).__name__)
+def _fit_cfr(config: CFR, data: CausalData, key, checked: bool = False):
+    x, t, y = binary_arrays(data, type(config).__name__, checked=checked)
     k_init, k_train = jr.split(key)
     scaler = Scaler.of(x, y, jnp.ones_like(y))
     net = RepresentationNet(
@@ -161,8 +162,8 @@ class CFR(AbstractTEModel):
                             f"{type(self.ipm).__name__}")
 
     def fit(self, data: CausalData, *, key: PRNGKeyArray) -> FittedRepresentationNet:
-        binary_arrays(data, type(self).__name__)  # eager errors before compiling
-        return _fit_cfr(self, data, key)
+        checked = check_eagerly(data, type(self).__name__)  # eager errors before compiling
+        return _fit_cfr(self, data, key, checked)
 
 
 class TARNet(AbstractTEModel):
@@ -181,5 +182,5 @@ class TARNet(AbstractTEModel):
         cfr = CFR(ipm=None, alpha=0.0, rep_width=self.rep_width, rep_depth=self.rep_depth,
                   head_width=self.head_width, head_depth=self.head_depth,
                   activation=self.activation, reweight=self.reweight, training=self.training)
-        binary_arrays(data, "TARNet")  # eager errors before compiling
-        return _fit_cfr(cfr, data, key)
+        checked = check_eagerly(data, "TARNet")  # eager errors before compiling
+        return _fit_cfr(cfr, data, key, checked)

@@ -101,6 +101,7 @@ def _fit_one(
     patience: int | None,
     progress: bool,
     filter_spec: Any,
+    with_step: bool = False,
 ) -> TrainResult:
     # The loop runs in chunks of `eval_every` steps (a `scan`), with one validation pass after each
     # chunk. Branch-free on purpose: under `vmap` a `lax.cond` with a batched predicate evaluates
@@ -112,10 +113,16 @@ def _fit_one(
     has_val = val_weights is not None
     dtype = jnp.result_type(float)
 
-    def train_loss_of(p, batch, w, k):
-        return loss_fn(eqx.combine(p, static), batch, w, key=k)
+    def call_loss(m, batch, w, k, i):
+        if with_step:
+            return loss_fn(m, batch, w, key=k, step=i)
+        return loss_fn(m, batch, w, key=k)
 
-    def step(carry, k_step):
+    def train_loss_of(p, batch, w, k, i):
+        return call_loss(eqx.combine(p, static), batch, w, k, i)
+
+    def step(carry, xs):
+        k_step, i = xs
         p, opt_state = carry
         k_batch, k_loss = jr.split(k_step)
         if full_batch:
@@ -124,15 +131,16 @@ def _fit_one(
             rows = _sample_rows(k_batch, weights, batch_size)
             batch = jax.tree.map(lambda a: a[rows], data)
             w = jnp.ones((batch_size,), dtype)
-        loss, grads = eqx.filter_value_and_grad(train_loss_of)(p, batch, w, k_loss)
+        loss, grads = eqx.filter_value_and_grad(train_loss_of)(p, batch, w, k_loss, i)
         updates, opt_state = optimiser.update(grads, opt_state, p)
         return (eqx.apply_updates(p, updates), opt_state), loss
 
     def body(state: _State) -> _State:
         k_chunk = jr.fold_in(key, state.chunk)
         k_val, *k_steps = jr.split(k_chunk, eval_every + 1)
+        steps = state.chunk * eval_every + jnp.arange(eval_every)
         (p, opt_state), losses = jax.lax.scan(
-            step, (state.params, state.opt_state), jnp.stack(k_steps)
+            step, (state.params, state.opt_state), (jnp.stack(k_steps), steps)
         )
         chunk = state.chunk + 1
         done_steps = chunk * eval_every
@@ -140,7 +148,7 @@ def _fit_one(
             report_progress(done_steps, max(1, max_steps // 100))
         if has_val:
             m = eqx.nn.inference_mode(eqx.combine(p, static))
-            v = loss_fn(m, data, val_weights, key=k_val)
+            v = call_loss(m, data, val_weights, k_val, done_steps)
             v = jnp.where(jnp.isfinite(v), v, jnp.inf)
             better = v < state.best_val
         else:
@@ -225,11 +233,15 @@ def run(
     patience: int | None = None,
     progress: bool = False,
     filter_spec: Any = eqx.is_inexact_array,
+    with_step: bool = False,
 ) -> TrainResult:
     """The loop of [`jaxcausal.train.fit`][] without its own `jit` or host-side checks.
 
     For use inside compiled code (a learner's `fit`, a method's estimator) that builds its optimiser
     from traced hyperparameters; `weights` is required and must already be validated.
+    `with_step=True` calls `loss_fn(model, data, weights, key=..., step=i)` with the update index
+    `i` (a traced integer; the validation pass gets the number of updates done), for schedules
+    (temperatures, penalty weights) that change during training.
     """
     _check_args(max_steps, batch_size, eval_every, patience)
     return _fit_one(
@@ -246,6 +258,7 @@ def run(
         patience,
         progress,
         filter_spec,
+        with_step,
     )
 
 

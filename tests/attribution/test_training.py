@@ -32,7 +32,7 @@ def test_antehoc_links_learn_the_mechanisms(chain):
     method = A.AnteHoc(graph, links=A.LinearLinks(), lam=5.0, phase2_fraction=0.75,
                        training=A.Training(steps=2400, batch_size=None, learning_rate=1e-2))
     fitted = method.fit(x, y, key=jr.key(0))
-    program = fitted.inputs.model
+    program = fitted.inputs.program
     assert isinstance(program, jc.scm.LinearGaussianProgram)
     weights = np.asarray(program.weights)
     # Each link regresses its input on the observed parents: least squares (NumPy), up to the
@@ -54,7 +54,7 @@ def test_antehoc_links_learn_the_mechanisms(chain):
 def test_antehoc_input_scm_is_its_links(chain):
     x, y, graph = chain
     fitted = A.AnteHoc(graph, training=A.Training(steps=20, width=4)).fit(x, y, key=jr.key(0))
-    program = fitted.inputs.model
+    program = fitted.inputs.program
     assert isinstance(program, A.LinkProgram)
     xs = {v: jnp.asarray(x[v].to_numpy()) for v in x.columns}
     for j, v in enumerate(program.graph.names):

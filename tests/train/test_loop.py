@@ -208,3 +208,21 @@ def test_fit_ensemble_names_the_first_bad_member_of_weights(key, row, message):
     with pytest.raises(ValueError, match=message):
         jc.train.fit_ensemble(squared_loss, models, (x, y), optax.adam(0.1), key=key,
                               weights=weights)
+
+
+def _stepped_loss(model, data, weights, *, key, step):
+    # A second term switches on at update 50: the parameter follows the changing objective.
+    late = jnp.where(step >= 50, (model["w"] - 3.0) ** 2, 0.0)
+    return jc.train.weighted_mean((data - model["w"]) ** 2, weights) + late
+
+
+def test_run_passes_the_step_index_for_schedules():
+    data = jnp.zeros((10,))
+    run = jax.jit(lambda m: jc.train.run(
+        _stepped_loss, m, data, optax.sgd(0.1), key=jr.key(0), weights=jnp.ones(10),
+        max_steps=200, eval_every=10, with_step=True,
+    ))
+    res = run({"w": jnp.array(0.0)})
+    # After step 50 the loss is w^2 + (w - 3)^2, minimised at 1.5; before, at 0.
+    assert float(res.model["w"]) == pytest.approx(1.5, abs=1e-3)
+    assert float(res.train_loss[0]) == pytest.approx(0.0, abs=1e-12)
