@@ -172,7 +172,7 @@ def test_float32_on_badly_scaled_inputs():
         to32 = lambda t: jax.tree.map(  # noqa: E731
             lambda a: jnp.asarray(a, jnp.float32) if eqx.is_inexact_array(a) else a, t)
         scm = jc.scm.SCM.from_graph(np.triu(np.ones((d, d)), 1), names)
-        program = eqx.tree_at(lambda p: (p.weights, p.bias, p.scale), scm.model,
+        program = eqx.tree_at(lambda p: (p.weights, p.bias, p.scale), scm.program,
                               (jnp.asarray(w), jnp.asarray(b), jnp.asarray(s)))
         scm = to32(jc.scm.SCM(program, graph=scm.graph, deterministic=()))
         curves = A.ace(to32(f64), scm, jnp.asarray(grid, jnp.float32), estimator=A.Taylor())
