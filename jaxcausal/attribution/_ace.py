@@ -75,27 +75,37 @@ class _Output(eqx.Module):
 
     f: Callable
     index: int | None = eqx.field(static=True)
+    batched: bool = eqx.field(static=True, default=False)
 
     def __call__(self, x: Array) -> Array:
-        out = self.f(x)
+        out = self.f(x[None, :])[0] if self.batched else self.f(x)
         return out if self.index is None else out[self.index]
+
+
+def _is_predictor(f: Any) -> bool:
+    # Fitted learners of `jaxcausal.learners` predict batches `(n, p) -> (n,)`.
+    from ..learners import AbstractPredictor
+
+    return isinstance(f, AbstractPredictor)
 
 
 def _hvp(fo: Callable, x: Array, v: Array) -> Array:
     return jax.jvp(jax.grad(fo), (x,), (v,))[1]
 
 
-def _taylor(fo: Callable, mu: Array, spread: Array, mode: str) -> tuple[Array, Array]:
+def _taylor(fo: Callable, mu: Array, spread: Array, mode: str) -> tuple[Array, Array, Array]:
     """`f(mu) + tr(H Sigma) / 2` as replicate values: `(k,)` per Hutchinson probe (`spread` the
-    probes), `(1,)` for an exact trace (`spread` the factor's columns, or the dense covariance)."""
-    f0 = fo(mu)
+    probes), `(1,)` for an exact trace (`spread` the factor's columns, or the dense covariance);
+    also the second-order terms and the gradient at `mu` (to tell an affine `f` from a
+    piecewise-linear one)."""
+    f0, grad = jax.value_and_grad(fo)(mu)
     if mode == "dense":
         hess = jax.vmap(lambda e: _hvp(fo, mu, e))(jnp.eye(mu.shape[0], dtype=mu.dtype))
         second = 0.5 * jnp.sum(hess * spread)[None]
     else:
         quad = jax.vmap(lambda v: v @ _hvp(fo, mu, v))(spread.T)
         second = 0.5 * (quad if mode == "probes" else jnp.sum(quad)[None])
-    return f0 + second, second
+    return f0 + second, second, grad
 
 
 def _summary(units: Array) -> tuple[Array, Array]:
@@ -153,7 +163,8 @@ def _ace_impl(
     def world_value(w, i, a, r):
         if moments == "none":
             x = sampled_world(inputs, names, w, i, a, r, n, k_draw)
-            return jax.vmap(fo)(x), jnp.zeros((1,), dtype), jnp.zeros((), dtype)
+            zero = jnp.zeros((), dtype)
+            return jax.vmap(fo)(x), jnp.zeros((1,), dtype), zero, jnp.zeros((d,), dtype)
         if moments == "linear":
             mu = linear_mean(lw, w, i, a, r)
             if mode == "dense":
@@ -165,18 +176,19 @@ def _ace_impl(
             mu = jnp.mean(x, axis=0)
             dev = (x - mu[None, :]) / jnp.sqrt(n - 1.0)
             spread = dev.T @ z if mode == "probes" else dev.T @ dev
-        value, second = _taylor(fo, mu, spread, mode)
-        return value, second, jnp.sum(spread**2)
+        value, second, grad = _taylor(fo, mu, spread, mode)
+        return value, second, jnp.sum(spread**2), grad
 
     def row(args):
         i, a, r = args
-        vals, seconds, spreads = {}, {}, []
+        vals, seconds, spreads, grads = {}, {}, [], []
         for w in worlds:
-            vals[w], seconds[w], s = world_value(w, i, a, r)
+            vals[w], seconds[w], s, g = world_value(w, i, a, r)
             spreads.append(s)
+            grads.append(g)
         est, se = _summary(effect.combine(vals))
         curv = sum(jnp.sum(jnp.abs(s)) for s in seconds.values())
-        return est, se, curv, sum(spreads)
+        return est, se, curv, sum(spreads), grads[0]
 
     rows = (
         jnp.repeat(jnp.arange(d), m),
@@ -187,8 +199,8 @@ def _ace_impl(
         out = jax.vmap(row)(rows)
     else:
         out = jax.lax.map(row, rows, batch_size=chunk)
-    raw, se, curv, spread = (o.reshape(d, m) for o in out)
-    return raw, se, curv, spread
+    raw, se, curv, spread = (o.reshape(d, m) for o in out[:4])
+    return raw, se, curv, spread, out[4]
 
 
 _ace_jit = eqx.filter_jit(_ace_impl)
@@ -320,7 +332,8 @@ def ace(
     **Arguments:**
 
     - `f`: the network, a callable from one input vector `(d,)` to a scalar (an Equinox module,
-      a fitted model, a Flax `apply` in a lambda). Pass a module rather than a new lambda at every
+      a fitted model, a Flax `apply` in a lambda), or a fitted `jaxcausal.learners` predictor
+      (which predicts batches: it is called on one row at a time). Pass a module rather than a new lambda at every
       call: a module's arrays are traced, so a second call with the same shapes does not
       recompile, and the curves are differentiable with respect to them.
     - `inputs`: the [`jaxcausal.scm.SCM`][] of the inputs (fitted with `jc.scm.fit`, or any NumPyro
@@ -361,8 +374,10 @@ def ace(
     names = _features(inputs, features)
     d = len(names)
     grid = _alphas(alphas, d)
-    _once("output", f, (d, output, grid.dtype), lambda: _output(f, d, output, grid.dtype))
-    fo = _Output(f, output)
+    batched = _is_predictor(f)
+    _once("output", f, (d, output, grid.dtype, batched),
+          lambda: _output(_Output(f, None, batched), d, output, grid.dtype))
+    fo = _Output(f, output, batched)
     reference = _reference(effect, d)
     discrete = _once("discrete", inputs, (names,), lambda: _discrete(inputs, names))
     if discrete:
@@ -380,11 +395,15 @@ def ace(
         key = jr.key(0)
     if chunk is None:
         chunk = _auto_chunk(estimator, moments, inputs, d, grid.shape[1])
-    raw, se, curv, spread = _ace_jit(
+    raw, se, curv, spread, grads = _ace_jit(
         fo, inputs, names, grid, reference, effect, estimator, moments, key, chunk
     )
     if isinstance(estimator, Taylor) and is_concrete(curv):
-        if not np.asarray(curv).any() and np.asarray(spread).any():
+        # A zero Hessian everywhere is right for an affine f (constant gradient) and a sign of a
+        # piecewise-linear one otherwise.
+        g = np.asarray(grads)
+        varies = np.ptp(g, axis=0).max() > 1e-9 * (1.0 + np.abs(g).max())
+        if not np.asarray(curv).any() and np.asarray(spread).any() and varies:
             warnings.warn(
                 "the Hessian of f is zero at every point evaluated (a piecewise-linear network "
                 "such as a ReLU MLP), so the Taylor estimator drops the spread of the inputs and "

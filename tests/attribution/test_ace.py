@@ -8,7 +8,7 @@ import pytest
 import jaxcausal as jc
 from jaxcausal.scm import Do, Shift
 
-from ..scm._models import linear_program, linear_scm
+from ..scm._models import closed_form, linear_program, linear_scm
 from ._common import exact_effects, quadratic
 
 A = jc.attribution
@@ -179,3 +179,17 @@ def test_float32_on_badly_scaled_inputs():
         assert curves.raw.dtype == jnp.float32
     # float32 rounding of O(1) terms, amplified by the 1e2 ratios of the chain: 1e-4 relative.
     np.testing.assert_allclose(curves.raw, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_fitted_learner_is_explained_row_by_row(setup, key):
+    scm, names, w, b, s, _ = setup
+    draws = scm.sample(200, key=key)
+    x = jnp.stack([draws[v] for v in names[:4]], axis=1)
+    predictor = jc.learners.Linear().fit(x, draws["x4"], key=key)
+    curves = A.ace(predictor, scm, ALPHAS, features=names[:4], estimator=A.Taylor())
+    # A linear predictor: E f = f(mu) exactly, mu the interventional mean (closed form).
+    coef = np.linalg.lstsq(np.c_[np.ones(200), np.asarray(x)], np.asarray(draws["x4"]),
+                           rcond=None)[0]
+    expected = np.array([[coef[0] + coef[1:] @ closed_form(w, b, s, do={i: a})[0][:4]
+                          for a in ALPHAS] for i in range(4)])
+    np.testing.assert_allclose(curves.raw, expected, rtol=1e-8, atol=1e-8)
