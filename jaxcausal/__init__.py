@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING
 from ._cache import enable_compilation_cache as enable_compilation_cache
 
 _SUBPACKAGES = (
-    "datasets", "dml", "gim", "hybrid", "learners", "metrics", "nn", "parallel", "scm", "te",
-    "train",
+    "attribution", "datasets", "dml", "gim", "hybrid", "learners", "metrics", "nn", "parallel",
+    "scm", "te", "train",
 )
 _ATTRIBUTES = {"CausalData": "._data", "PanelData": "._panel"}
 
 if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from . import (
+        attribution as attribution,
         datasets as datasets,
         dml as dml,
         gim as gim,

@@ -7,6 +7,19 @@ from ._arctic import (
     arctic_synthetic as arctic_synthetic,
     velocity_modulated_treatment as velocity_modulated_treatment,
 )
+from ._attribution import (
+    AUTO_MPG_FEATURES as AUTO_MPG_FEATURES,
+    AttributionData as AttributionData,
+    SyntheticProgram as SyntheticProgram,
+    attribution_synthetic as attribution_synthetic,
+    auto_mpg as auto_mpg,
+)
+from ._bif import (
+    DiscreteBN as DiscreteBN,
+    asia_network as asia_network,
+    read_bif as read_bif,
+    sachs_network as sachs_network,
+)
 from ._did import (
     did_cs2021_att as did_cs2021_att,
     make_did_CS2021 as make_did_CS2021,

@@ -13,8 +13,14 @@ from ._infer import (
 from ._interventions import (
     AbstractIntervention as AbstractIntervention,
     Do as Do,
+    Joint as Joint,
     Shift as Shift,
     Soft as Soft,
+)
+from ._linearise import (
+    Linearisation as Linearisation,
+    is_linear_gaussian as is_linear_gaussian,
+    linearise as linearise,
 )
 from ._logprob import InterventionProgram as InterventionProgram, log_prob as log_prob
 from ._mechanisms import (

@@ -13,18 +13,26 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._checks import as_float_array, check_finite, is_concrete
-from ._interventions import AbstractIntervention, Do, standardise
+from ._interventions import AbstractIntervention, Do, Joint, standardise
 from ._scm import SCM, broadcast_interventions, run_unit
 
 _NEWTON_STEPS = 30
 
 
-def _plan(scm: SCM, targets: tuple[str, ...]):
-    """Static bookkeeping: which nodes the action can change and which noise must be inverted."""
+def _plan(scm: SCM, intervention: AbstractIntervention):
+    """Static bookkeeping: which nodes the action can change and which noise must be inverted.
+
+    A hard target downstream of no other target keeps its observed value where its `Do` value is
+    NaN and takes the `Do` value elsewhere, so its own noise is never needed (it may be discrete).
+    """
     g = scm.graph
-    affected = set(targets)
+    targets = intervention.targets()
+    below: set[str] = set()
     for t in targets:
-        affected.update(g.descendants(t))
+        below.update(g.descendants(t))
+    parts = intervention.parts if isinstance(intervention, Joint) else (intervention,)
+    hard = {t for p in parts if isinstance(p, Do) for t in p.targets()}
+    affected = below | {t for t in targets if t not in hard}
     noise = scm.noise_sites
     inverted = []
     for u in noise:
@@ -82,6 +90,22 @@ def _counterfactual_impl(scm, ivs, endo, affected, inverted, observed):
     return eqx.filter_vmap(lambda iv, o: _unit(scm, iv, endo, affected, inverted, o))(ivs, observed)
 
 
+def _discrete_levels(scm: SCM, obs: dict) -> dict:
+    """Observed values of discrete sites as their levels (integers), so that the program can
+    index its tables with them; abducting a discrete site's noise then fails with a clear error
+    naming its distribution."""
+    shapes = jax.eval_shape(lambda k: scm.sample(1, key=k), jr.key(0))
+    return {
+        v: a if jnp.issubdtype(shapes[v].dtype, jnp.inexact)
+        else jnp.round(a).astype(shapes[v].dtype)
+        for v, a in obs.items()
+    }
+
+
+def _targets(interventions) -> list[str]:
+    return [t for iv in interventions for t in iv.targets()]
+
+
 def counterfactual(
     scm: SCM,
     observed: Mapping[str, Any],
@@ -103,10 +127,19 @@ def counterfactual(
 
     **Arguments:**
 
-    - `scm`: the factual model.
+    - `scm`: the factual model, without interventions of its own (an SCM that carries some is
+      ambiguous, see below, and raises).
     - `observed`: `{name: (n,) values}` for every endogenous node (all nodes but explicit noise).
     - `intervention`: `{name: value}` (a hard intervention; values scalar or `(n,)`), or a
-      `Do`, `Shift` or `Soft` object.
+      `Do`, `Shift`, `Soft` or [`jaxcausal.scm.Joint`][] object. Several nodes with different
+      kinds of intervention are one joint intervention: `Do({"a": 1.0}) & Shift({"c": -0.5})`
+      sets `a` and shifts `c` in the same counterfactual world (DoWhy's
+      `gcm.counterfactual_samples` with `{"a": lambda a: 1.0, "c": lambda c: c - 0.5}`).
+
+    `scm.do({"a": 1.0}).counterfactual(obs, Shift({"c": -0.5}))` raises a `ValueError`: it could
+    mean that the data were observed under `do(a = 1)` or that both changes are the
+    counterfactual action, and the two differ (the first abducts the noise of `a`'s descendants
+    as if `a` had been 1). Pass the joint intervention for the second meaning.
 
     **Returns:** `{name: (n,) counterfactual values}` for the endogenous nodes.
     """
@@ -114,8 +147,19 @@ def counterfactual(
         intervention = Do(intervention)
     if not isinstance(intervention, AbstractIntervention):
         raise TypeError(
-            "intervention must be a dict {name: value} or a Do/Shift/Soft object; got "
+            "intervention must be a dict {name: value} or a Do/Shift/Soft/Joint object; got "
             f"{type(intervention).__name__}"
+        )
+    if scm.interventions:
+        kinds = " then ".join(type(iv).__name__ for iv in scm.interventions)
+        raise ValueError(
+            f"scm carries interventions ({kinds} on {_targets(scm.interventions)}): a "
+            "counterfactual abducts each unit's noise under the unintervened model and then "
+            "applies one intervention, so it is ambiguous whether these belong to the factual "
+            "world. To intervene on several nodes at once, call the counterfactual of the "
+            "unintervened SCM with one joint intervention, e.g. "
+            "scm.counterfactual(obs, jc.scm.Do({'a': 1.0}) & jc.scm.Shift({'c': -0.5})); if the "
+            "data were observed under an intervention, write it into the model"
         )
     scm.graph.check_names(intervention.targets(), "intervention")
     if not isinstance(observed, Mapping):
@@ -140,7 +184,8 @@ def counterfactual(
     sizes = {v: a.shape[0] for v, a in obs.items()}
     if len(set(sizes.values())) != 1:
         raise ValueError(f"observed arrays must share one length; got {sizes}")
-    affected, inverted = _plan(scm, intervention.targets())
+    affected, inverted = _plan(scm, intervention)
+    obs = _discrete_levels(scm, obs)
     out, err = _counterfactual_impl(
         scm, scm.interventions + (intervention,), endo, frozenset(affected), tuple(inverted), obs
     )

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import pandas as pd
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray, Real
 
 from .._checks import as_float_array
 from ._interventions import AbstractIntervention, Do, Shift
@@ -20,19 +20,20 @@ from ._scm import SCM, _sample_impl, unit_keys, unit_uniforms
 @eqx.debug.assert_max_traces(max_traces=None)
 def _batched_impl(
     scm: SCM,
-    kind: type,
-    values: dict,
+    values: AbstractIntervention,
     n: int,
     key: PRNGKeyArray,
     means: bool,
     chunk: int | None,
     common_noise: bool,
 ):
+    # `values` is one intervention object whose arrays carry a leading (m,) axis: row i is the
+    # intervention with the i-th entries.
     m = jax.tree.leaves(values)[0].shape[0]
     d = scm.graph.n_nodes
 
     def one(row, k, u):
-        draws = _sample_impl(scm.intervene(kind(row)), n, k, u)
+        draws = _sample_impl(scm.intervene(row), n, k, u)
         return jax.tree.map(lambda a: jnp.mean(a), draws) if means else draws
 
     if common_noise:
@@ -90,11 +91,25 @@ def _check_batch(
         raise TypeError(f"scm must be a jaxcausal.scm.SCM; got {type(scm).__name__}")
     if not isinstance(kind, (Do, Shift)) or kind.values is not None:
         raise TypeError(f"kind must be Do() or Shift() (without values); got {kind!r}")
-    if not isinstance(interventions, Mapping) or not interventions:
-        raise TypeError("interventions must be a non-empty dict {node name: (m,) values}")
-    scm.graph.check_names(list(interventions), "interventions")
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer; got {n!r}")
+    if isinstance(interventions, AbstractIntervention):
+        # Joint (or single) intervention objects with (m,) values: one intervention per row.
+        scm.graph.check_names(interventions.targets(), "interventions")
+        leaves = jax.tree.leaves(interventions)
+        shapes = [tuple(jnp.shape(v)) for v in leaves]
+        if not leaves or len(shapes[0]) != 1 or any(s != shapes[0] for s in shapes):
+            raise ValueError(
+                "an intervention object passed as interventions must hold 1-d value arrays of "
+                f"one common length (m,), one row per intervention; got shapes {shapes}"
+            )
+        return jax.tree.map(lambda v: as_float_array(v, "interventions"), interventions)
+    if not isinstance(interventions, Mapping) or not interventions:
+        raise TypeError(
+            "interventions must be a non-empty dict {node name: (m,) values} or an "
+            "intervention object (e.g. Do({...}) & Shift({...})) with (m,) values"
+        )
+    scm.graph.check_names(list(interventions), "interventions")
     values = {k: as_float_array(v, f"interventions[{k!r}]") for k, v in interventions.items()}
     shapes = {k: tuple(v.shape) for k, v in values.items()}
     m = next(iter(shapes.values()))
@@ -102,7 +117,7 @@ def _check_batch(
         raise ValueError(
             f"interventions must map names to 1-d arrays of one common length (m,); got {shapes}"
         )
-    return values
+    return type(kind)(values)
 
 
 def _ordered(scm: SCM, out: dict) -> dict:
@@ -111,14 +126,14 @@ def _ordered(scm: SCM, out: dict) -> dict:
 
 def interventional_samples(
     scm: SCM,
-    interventions: Mapping[str, Any],
+    interventions: Mapping[str, Any] | AbstractIntervention,
     n: int,
     *,
     key: PRNGKeyArray,
     kind: AbstractIntervention = Do(),
     chunk: int | None = None,
     common_noise: bool = False,
-) -> dict[str, Float[Array, "m n"]]:
+) -> dict[str, Real[Array, "m n"]]:
     """Samples of `m` interventions at once, in one compiled, `vmap`ped call.
 
     **Arguments:**
@@ -126,7 +141,8 @@ def interventional_samples(
     - `scm`: the [`jaxcausal.scm.SCM`][] (its own interventions stay in force).
     - `interventions`: `{name: (m,) values}`; row `i` intervenes on every named node with its
       `i`-th value. A NaN leaves that node alone in that row, so different rows can target
-      different nodes.
+      different nodes. Or an intervention object with `(m,)` values, such as the joint
+      `Do({"a": a_values}) & Shift({"c": c_shifts})` (then `kind` is ignored).
     - `n`: samples per intervention.
     - `key`: intervention `i` uses `jr.split(key, m)[i]`, so row `i` equals
       `scm.do({name: values[i]}).sample(n, key=jr.split(key, m)[i])`.
@@ -144,13 +160,13 @@ def interventional_samples(
     axis) shards the interventions across devices: the call is one `jit` of a `vmap`.
     """
     values = _check_batch(scm, interventions, kind, n, chunk)
-    out = _batched_jit(scm, type(kind), values, n, key, False, chunk, bool(common_noise))
+    out = _batched_jit(scm, values, n, key, False, chunk, bool(common_noise))
     return _ordered(scm, out)
 
 
 def interventional_means(
     scm: SCM,
-    interventions: Mapping[str, Any],
+    interventions: Mapping[str, Any] | AbstractIntervention,
     n: int,
     *,
     key: PRNGKeyArray,
@@ -162,7 +178,7 @@ def interventional_means(
     (same keys, same draws), without keeping the `(m, n)` samples in memory (with `chunk`, at
     most `chunk * n` units are alive at once)."""
     values = _check_batch(scm, interventions, kind, n, chunk)
-    out = _batched_jit(scm, type(kind), values, n, key, True, chunk, bool(common_noise))
+    out = _batched_jit(scm, values, n, key, True, chunk, bool(common_noise))
     return _ordered(scm, out)
 
 

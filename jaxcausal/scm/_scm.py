@@ -9,7 +9,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray, Real
 from numpyro import handlers
 
 from ._graph import Graph
@@ -266,7 +266,7 @@ class SCM(eqx.Module):
         """Soft intervention replacing each named mechanism (see [`jaxcausal.scm.Soft`][])."""
         return self.intervene(Soft(fns))
 
-    def sample(self, n: int, *, key: PRNGKeyArray) -> dict[str, Float[Array, " n"]]:
+    def sample(self, n: int, *, key: PRNGKeyArray) -> dict[str, Real[Array, " n"]]:
         """Draws `n` units from the (intervened) model.
 
         **Arguments:**

@@ -27,11 +27,11 @@ class _LinearMean(gcm.ml.PredictionModel):
         return _LinearMean(self.coef, self.intercept)
 
 
-def _dowhy_model(names, w, b, s):
+def _dowhy_model(names, w, b, s, invertible=False):
     g = nx.DiGraph()
     g.add_nodes_from(names)
     g.add_edges_from((names[i], names[j]) for i, j in zip(*np.nonzero(w)))
-    model = gcm.StructuralCausalModel(g)
+    model = (gcm.InvertibleStructuralCausalModel if invertible else gcm.StructuralCausalModel)(g)
     for j, v in enumerate(names):
         parents = sorted(g.predecessors(v))
         # The mechanisms are given, not learned: mark them as fitted to these parents.
