@@ -333,9 +333,9 @@ def ace(
 
     - `f`: the network, a callable from one input vector `(d,)` to a scalar (an Equinox module,
       a fitted model, a Flax `apply` in a lambda), or a fitted `jaxcausal.learners` predictor
-      (which predicts batches: it is called on one row at a time). Pass a module rather than a new lambda at every
-      call: a module's arrays are traced, so a second call with the same shapes does not
-      recompile, and the curves are differentiable with respect to them.
+      (which predicts batches: it is called on one row at a time). Pass a module rather than a
+      new lambda at every call: a module's arrays are traced, so a second call with the same
+      shapes does not recompile, and the curves are differentiable with respect to them.
     - `inputs`: the [`jaxcausal.scm.SCM`][] of the inputs (fitted with `jc.scm.fit`, or any NumPyro
       program); it may have more variables than the network (latent causes), and carry
       interventions (e.g. a [`jaxcausal.scm.Joint`][]) that hold in every world.
