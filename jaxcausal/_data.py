@@ -60,9 +60,9 @@ def _check_roles(data: CausalData) -> None:
     pairs = [("t", "treatment", data.t, data.t_names, "x", "covariate", x, data.x_names)]
     if data.z is not None and is_concrete(data.z):
         z = np.asarray(data.z)
+        # An instrument equal to the treatment is allowed: the treatment as its own instrument
+        # (PLIV reduces to PLR, IIVM to IRM).
         pairs.append(("z", "instrument", z, data.z_names, "x", "covariate", x, data.x_names))
-        pairs.append(("z", "instrument", z, data.z_names, "t", "treatment", np.asarray(data.t),
-                      data.t_names))
     for arg1, role1, a, names1, arg2, role2, b, names2 in pairs:
         a = np.asarray(a)
         for j in range(a.shape[1]):
@@ -176,7 +176,7 @@ class CausalData(eqx.Module):
         cluster: Any = None,
         cluster_names: Sequence[str] | None = None,
         time: Any = None,
-        time_name: str = "time",
+        time_name: str | None = "time",
     ):
         if not isinstance(y, jax.Array) and np.ndim(y) == 2 and np.shape(y)[1] == 1:
             y = np.asarray(y)[:, 0]

@@ -110,8 +110,8 @@ def test_apo_errors_name_the_level(apo_data):
     folds = np.tile(np.where(d == 2, 0, 1 + np.arange(d.size) % 2), (N_REP, 1))
     est = jc.dml.APO(jc.learners.Linear(), jc.learners.Logistic(), treatment_level=2,
                      n_folds=N_FOLDS, n_rep=N_REP)
-    with pytest.raises(ValueError, match="treatment_level 2 does not occur in the training rows "
-                                         "of repetition 0, fold 0"):
+    with pytest.raises(ValueError, match=r"treatment_level 2 does not occur in the training rows "
+                                         r"\(treatment 'd', repetition 0, fold 0\)"):
         est.fit(apo_data, key=jr.key(0), folds=folds)
     with pytest.raises(ValueError, match="APOS takes no external_predictions"):
         jc.dml.APOS(None, None, treatment_levels=[0, 1]).fit(

@@ -99,6 +99,7 @@ def test_plr_sensitivity_matches_doubleml(plr_data, score, name):
     assert table.loc["d", "theta lower"] < table.loc["d", "theta"] < table.loc["d", "theta upper"]
 
 
+@pytest.mark.filterwarnings("ignore:propensity predictions from ml_m were clipped")
 @pytest.mark.parametrize("score, name, normalize", [(jc.dml.ATE(), "ATE", False),
                                                     (jc.dml.ATTE(), "ATTE", True)])
 def test_irm_sensitivity_matches_doubleml(score, name, normalize):
