@@ -58,20 +58,6 @@ def test_unknown_command_is_an_error(capsys):
     assert "invalid choice: 'frobnicate'" in capsys.readouterr().err
 
 
-def test_demo_small_in_process(capsys):
-    # One CPU device, as the rest of the test process has (the default would split the CPU).
-    assert main(["demo", "--small", "--cpu-devices", "1"]) == 0
-    captured = capsys.readouterr()
-    out = captured.out
-    for line in DEMO_LINES:
-        assert re.search(line, out), f"missing {line!r} in:\n{out}"
-    # On a CPU the demo never headlines a batched "speed-up" below 1 (#13): it shows the schedule
-    # sharded_map picks there and quotes the GPU figure instead.
-    assert "speed-up" not in out and "one model at a time" not in out
-    # No silent minutes: every longer fit is announced before it starts.
-    assert "... DML: 10 MLPs (2 nuisances x 5 folds x 1 rep)" in captured.err
-
-
 def test_demo_sections_are_a_list_of_functions():
     assert _demo.SECTIONS and all(callable(s) for s in _demo.SECTIONS)
 
@@ -81,10 +67,17 @@ def test_console_script_runs_version_and_small_demo():
     version = subprocess.run(cmd + ["version"], capture_output=True, text=True, timeout=120)
     assert version.returncode == 0, version.stderr
     assert version.stdout.strip() == jc.__version__
+    # The small demo as a user starts it (one process, the default CPU devices); the full demo
+    # differs only in its sizes.
     demo = subprocess.run(cmd + ["demo", "--small"], capture_output=True, text=True, timeout=600)
     assert demo.returncode == 0, demo.stderr[-4000:]
     for line in DEMO_LINES:
         assert re.search(line, demo.stdout), f"missing {line!r} in:\n{demo.stdout}"
+    # On a CPU the demo never headlines a batched "speed-up" below 1 (#13): it shows the schedule
+    # sharded_map picks there and quotes the GPU figure instead.
+    assert "speed-up" not in demo.stdout and "one model at a time" not in demo.stdout
+    # No silent minutes: every longer fit is announced before it starts.
+    assert "... DML: 10 MLPs (2 nuisances x 5 folds x 1 rep)" in demo.stderr
 
 
 def test_cpu_devices_after_jax_started_is_a_clear_error(capsys):

@@ -89,9 +89,9 @@ class DMLResult(eqx.Module):
     predictions: dict[str, Float[Array, "k n_rep n"]]
     losses: dict[str, Float[Array, "k n_rep"]]
     folds: Int[Array, "n_rep n"]
-    checks: dict[str, Bool[Array, "..."]]
+    checks: dict[str, Bool[Array, "..."]]  # noqa: UP037 (jaxtyping: any shape)
     t_names: tuple[str, ...] = eqx.field(static=True)
-    diagnostics: dict[str, Float[Array, "..."]] = eqx.field(default_factory=dict)
+    diagnostics: dict[str, Float[Array, "..."]] = eqx.field(default_factory=dict)  # noqa: UP037
     dtype: str = eqx.field(static=True, default="float32")
     # --- sensitivity analysis, clustering, potential outcomes (issue 14) ---
     sensitivity_elements: dict[str, Array] | None = None
