@@ -93,9 +93,19 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
     jax.config.update("jax_compilation_cache_dir", str(path))
     if jax.config.jax_persistent_cache_min_compile_time_secs == _JAX_DEFAULT_MIN_COMPILE_TIME_S:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_TIME_S)
-    if jax.config.jax_compilation_cache_max_size == -1:
+    if jax.config.jax_compilation_cache_max_size == -1 and _has_filelock():
+        # JAX caps the directory's size only with `filelock` installed (a dependency of
+        # jaxcausal); without it a cap makes every cache read and write fail with a warning.
         jax.config.update("jax_compilation_cache_max_size", MAX_SIZE_BYTES)
     return path
+
+
+def _has_filelock() -> bool:
+    try:
+        import filelock  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def use_default_cache() -> Path | None:

@@ -101,13 +101,12 @@ def test_a_second_process_loads_compiled_programs_from_the_cache(tmp_path):
     first = json.loads(first_out.strip().splitlines()[-1])
     assert first["path"] == str(cache)
     assert first["settings"] == [_cache.MIN_COMPILE_TIME_S, _cache.MAX_SIZE_BYTES]
-    # No program of the fit is refused for holding a host callback.
+    # No program of the fit is refused for holding a host callback, and the cache works in this
+    # environment (without `filelock`, JAX fails every read and write of a size-capped cache).
     assert "host callbacks" not in first_err, first_err[-3000:]
+    assert "Error reading persistent compilation cache" not in first_err, first_err[-3000:]
+    assert "Error writing persistent compilation cache" not in first_err, first_err[-3000:]
     written = sorted(f.name for f in cache.iterdir()) if cache.exists() else []
-    if not written:
-        # Nothing at all reached the directory: the file system refused the writes (JAX only logs
-        # those), which says nothing about jaxcausal's programs.
-        pytest.skip(f"JAX stored no program in {cache}: {first_err[-1500:]}")
     assert any("_fit_ols" in name for name in written), (written, first_err[-3000:])
     second = json.loads(_python(SCRIPT, env).strip().splitlines()[-1])
     assert first["hits"] == 0 and second["hits"] > 0
