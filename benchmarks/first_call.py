@@ -89,8 +89,10 @@ def dml_scripts(model: str, learners: str, n: int) -> tuple[str, str]:
     sk_learners = {
         ("PLR", "linear"): "LinearRegression(), LinearRegression()",
         ("IRM", "linear"): "LinearRegression(), LogisticRegression()",
-        ("PLR", "mlp"): "MLPRegressor((64, 64)), MLPRegressor((64, 64))",
-        ("IRM", "mlp"): "MLPRegressor((64, 64)), MLPClassifier((64, 64))",
+        ("PLR", "mlp"): "MLPRegressor(hidden_layer_sizes=(64, 64)), "
+                        "MLPRegressor(hidden_layer_sizes=(64, 64))",
+        ("IRM", "mlp"): "MLPRegressor(hidden_layer_sizes=(64, 64)), "
+                        "MLPClassifier(hidden_layer_sizes=(64, 64))",
     }[model, learners]
     ours = JC_HEAD + SPLIT + data + f"""
 data = jc.CausalData(y=y, t=d, x=x)
@@ -218,8 +220,8 @@ df = pd.read_csv("{data}/q10_site.csv")
 frame = pd.DataFrame({{"y": np.log(df["RECO"]), "tau": (df["TA"] - 15.0) / 10.0,
                        "SW_POT_sm": df["SW_POT_sm"], "SW_POT_sm_diff": df["SW_POT_sm_diff"]}})
 obj = dml.DoubleMLData(frame, "y", "tau")
-res = dml.DoubleMLPLR(obj, MLPRegressor((64, 64)), MLPRegressor((64, 64)), n_folds=5,
-                      n_rep={n_rep}).fit()
+res = dml.DoubleMLPLR(obj, MLPRegressor(hidden_layer_sizes=(64, 64)),
+                      MLPRegressor(hidden_layer_sizes=(64, 64)), n_folds=5, n_rep={n_rep}).fit()
 print("Q10", float(np.exp(res.coef[0])))
 """
 
