@@ -286,6 +286,37 @@ class PsdInverse(eqx.Module):
         return self.matrix @ v
 
 
+def sequential_under_vmap(fn):
+    """`fn` (a LAPACK-backed decomposition or solve of one matrix) with a batching rule that maps
+    over the batch one matrix at a time (`lax.map`) instead of calling the batched kernel.
+
+    jaxlib's batched CPU LAPACK kernels spread the batch over XLA's intra-op thread pool and wait
+    for it from inside that pool; when the compiled program runs two such batched calls at once
+    (the independent fits of a vmapped `CV` grid, say) on a machine whose pool has as many threads
+    as there are such calls (two cores), every worker waits for a free worker and the fit hangs
+    forever (seen on 2 cores with `CV` on p = 100). One matrix per call never waits on the pool.
+    The matrices of a learner are small (p x p), so the batch's parallelism is not missed."""
+
+    @jax.custom_batching.custom_vmap
+    def one_at_a_time(*args):
+        return fn(*args)
+
+    @one_at_a_time.def_vmap
+    def _rule(axis_size, in_batched, *args):
+        if not any(in_batched):
+            out = one_at_a_time(*args)
+            return out, jax.tree.map(lambda _: False, out)
+        args = [a if b else jnp.broadcast_to(a, (axis_size, *jnp.shape(a)))
+                for a, b in zip(args, in_batched)]
+        out = jax.lax.map(lambda xs: one_at_a_time(*xs), tuple(args))
+        return out, jax.tree.map(lambda _: True, out)
+
+    return one_at_a_time
+
+
+_eigh = sequential_under_vmap(jnp.linalg.eigh)
+
+
 def psd_inverse(a: Array) -> PsdInverse:
     """The pseudo-inverse of the symmetric PSD `a` by an eigendecomposition of its Jacobi-scaled
     form, with the relative cutoff `RCOND_ULPS * p * eps` (see [`PsdInverse`][])."""
@@ -294,7 +325,7 @@ def psd_inverse(a: Array) -> PsdInverse:
     diag = jnp.diagonal(a)
     s = jnp.where(diag > 0, jax.lax.rsqrt(jnp.where(diag > 0, diag, 1.0)), 1.0)
     scaled = s[:, None] * a * s[None, :]
-    lam, vec = jnp.linalg.eigh(scaled)
+    lam, vec = _eigh(scaled)
     top = jnp.max(lam)
     keep = lam > RCOND_ULPS * p * eps * jnp.maximum(top, jnp.finfo(a.dtype).tiny)
     inv = jnp.where(keep, 1.0 / jnp.where(keep, lam, 1.0), 0.0)

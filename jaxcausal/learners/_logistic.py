@@ -17,6 +17,7 @@ from ._base import (
     prepare_xyw,
     psd_inverse,
     resolved,
+    sequential_under_vmap,
     standardise,
     warn_if_unresolved,
 )
@@ -24,6 +25,14 @@ from ._base import (
 # Sufficient decrease of the Armijo rule, and how often a step may be halved.
 _ARMIJO = 1e-4
 _MAX_HALVINGS = 30
+
+
+
+@sequential_under_vmap
+def _cholesky_solve(a: Array, b: Array) -> Array:
+    """`a^{-1} b` for the symmetric positive definite `a`, by Cholesky (one matrix per LAPACK
+    call under `vmap`: see `sequential_under_vmap`)."""
+    return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(a, lower=True), b)
 
 
 class LogisticPredictor(AbstractPredictor):
@@ -95,8 +104,7 @@ def _fit_logistic(x, y, w, l2, tol, max_iter):
         diag = jnp.diagonal(hess) + eps * 1e-3
         s = jax.lax.rsqrt(diag)
         scaled = s[:, None] * hess * s[None, :] + shift * eye
-        factor = jax.scipy.linalg.cho_factor(scaled, lower=True)
-        direction = -s * jax.scipy.linalg.cho_solve(factor, s * grad)
+        direction = -s * _cholesky_solve(scaled, s * grad)
         slope = grad @ direction
         eta_dir = z1 @ direction
 

@@ -173,3 +173,38 @@ def test_float32_warns_when_a_difference_of_collinear_columns_carries_signal():
                                              r"columns that float32 cannot resolve.*\[1, 2\]"):
             pred = jc.learners.Linear().fit(xf, yf)
         assert not bool(pred.resolved) and float(pred.lost) > 40
+
+
+def _lapack_operand_ranks(jaxpr, names=("eigh", "cholesky", "triangular_solve")) -> list[int]:
+    ranks = []
+    for eqn in jaxpr.eqns:
+        if any(n in eqn.primitive.name for n in names):
+            ranks.append(eqn.invars[0].aval.ndim)
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            ranks += _lapack_operand_ranks(sub, names)
+    return ranks
+
+
+def test_batched_fits_call_lapack_one_matrix_at_a_time():
+    # jaxlib's batched CPU LAPACK kernels wait on XLA's thread pool from inside it: two of them at
+    # once on two cores hung a vmapped CV fit forever. Under vmap (twice) the learners' eigh and
+    # Cholesky calls stay unbatched, one matrix per call, with the same results as a loop.
+    import jax.extend.core  # noqa: F401
+
+    from jaxcausal.learners._base import psd_inverse
+    from jaxcausal.learners._logistic import _cholesky_solve
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(2, 3, 40, 4))
+    a = jnp.asarray(np.einsum("bcni,bcnj->bcij", z, z))
+    rhs = jnp.asarray(rng.normal(size=(2, 3, 4)))
+    inv = jax.vmap(jax.vmap(lambda m: psd_inverse(m).matrix))
+    sol = jax.vmap(jax.vmap(_cholesky_solve))
+    for fn, args in ((inv, (a,)), (sol, (a, rhs))):
+        ranks = _lapack_operand_ranks(jax.make_jaxpr(fn)(*args).jaxpr)
+        assert ranks and all(r == 2 for r in ranks), ranks
+    loop = np.stack([[np.asarray(psd_inverse(a[i, j]).matrix) for j in range(3)] for i in range(2)])
+    np.testing.assert_allclose(np.asarray(inv(a)), loop, rtol=1e-12, atol=1e-12)
+    loop = np.stack([[np.asarray(_cholesky_solve(a[i, j], rhs[i, j])) for j in range(3)]
+                     for i in range(2)])
+    np.testing.assert_allclose(np.asarray(sol(a, rhs)), loop, rtol=1e-12, atol=1e-12)
