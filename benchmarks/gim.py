@@ -12,10 +12,12 @@ as one-hot features) next to `jc.scm.infer_interventions` run per condition.
 
     python benchmarks/gim.py            # full: writes benchmarks/results/gim.json
     JAXCAUSAL_SMALL=1 python benchmarks/gim.py   # a quick check at a small size
+    python benchmarks/gim.py --parts scaling sachs --out benchmarks/results/gim_cpu.json
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -183,11 +185,17 @@ def _mean_se(values):
     return f"{a.mean():.3f} +- {se:.3f}"
 
 
-def main() -> dict:
+PARTS = ("linear", "nonlinear", "scaling", "sachs")
+
+
+def main(parts=PARTS) -> dict:
     results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-               "command": "python benchmarks/gim.py", "small": SMALL, "d": D, "seeds": SEEDS}
+               "device": str(jax.devices()[0]), "command": "python benchmarks/gim.py",
+               "small": SMALL, "d": D, "seeds": SEEDS, "parts": list(parts)}
     for linear in (True, False):
         name = "linear" if linear else "nonlinear"
+        if name not in parts:
+            continue
         runs = [quality(seed, linear) for seed in range(SEEDS)]
         results[name] = runs
         for split in ("partial", "full"):
@@ -202,17 +210,24 @@ def main() -> dict:
         wid = {n: _mean_se([r["coverage_full"][n]["width"] for r in runs]) for n in SHOTS}
         print(f"90% interval coverage (full OOD) by cells: {cov}\n  widths: {wid}")
         print("GIM fit seconds (incl. compile):", _mean_se([r["fit_seconds_gim"] for r in runs]))
-    results["scaling"] = scaling()
-    print("\nscaling:", json.dumps(results["scaling"], indent=1))
-    results["sachs"] = sachs()
-    print("\nSachs:")
-    print(pd.DataFrame(results["sachs"]["rows"]).to_string())
+    if "scaling" in parts:
+        results["scaling"] = scaling()
+        print("\nscaling:", json.dumps(results["scaling"], indent=1))
+    if "sachs" in parts:
+        results["sachs"] = sachs()
+        print("\nSachs:")
+        print(pd.DataFrame(results["sachs"]["rows"]).to_string())
     return results
 
 
 if __name__ == "__main__":
-    out = main()
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", nargs="*", default=list(PARTS), choices=PARTS)
+    parser.add_argument("--out", default=None, help="JSON path (default results/gim[_small].json)")
+    args = parser.parse_args()
+    out = main(tuple(args.parts))
     name = "gim_small.json" if SMALL else "gim.json"
-    path = Path(__file__).parent / "results" / name
+    path = Path(args.out) if args.out else Path(__file__).parent / "results" / name
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=2, default=str))

@@ -26,7 +26,7 @@ from jaxtyping import Array, Float, Key, PRNGKeyArray
 
 from ..nn import MLP
 from ..train import run
-from ._causal import AbstractCausal, LinearSCM
+from ._causal import MLPSCM, AbstractCausal, LinearSCM
 from ._data import Groups, PerturbationData, make_groups
 from ._fitted import FittedGIM
 from ._objective import Heads, Hyper, Trainable, gim_loss
@@ -66,9 +66,16 @@ class GIM(eqx.Module):
     **Arguments:**
 
     - `causal`: [`jaxcausal.gim.LinearSCM`][] (default) or [`jaxcausal.gim.MLPSCM`][].
-    - `n_samples`: `None` (default) sums the targets out and integrates the shifts exactly;
-      an integer uses that many relaxed-Bernoulli Monte Carlo samples per variable (the paper's
-      estimator), with the concrete temperature annealed geometrically over `temperature`.
+    - `objective`: `"likelihood"` (the marginal likelihood of each perturbation's cells),
+      `"energy"` (the energy distance between simulated and observed cells, for models
+      without a tractable likelihood), or `"auto"` (default): the likelihood, except for an
+      `MLPSCM(acyclic=False)`, whose likelihood would need the Jacobian determinant of a
+      cyclic nonlinear map. The module docs of `jaxcausal.gim._objective` give both.
+    - `n_samples`: with the likelihood, `None` (default) sums the targets out and integrates
+      the shifts exactly; an integer uses that many relaxed-Bernoulli Monte Carlo samples per
+      variable (the paper's estimator), with the concrete temperature annealed geometrically
+      over `temperature`. With the energy distance: cells simulated per group and step
+      (`None`: 64).
     - `sparsity`: L1 weight on the graph's edge strengths (per cell).
     - `target_penalty`: cost in nats of each expected target per perturbation (a log prior odds
       against targets; it breaks the tie between "no target" and "a target shifted by 0").
@@ -85,6 +92,7 @@ class GIM(eqx.Module):
     """
 
     causal: AbstractCausal = LinearSCM()
+    objective: str = eqx.field(static=True, default="auto")
     n_samples: int | None = eqx.field(static=True, default=None)
     sparsity: float | Array = 0.002
     target_penalty: float | Array = 2.0
@@ -105,6 +113,10 @@ class GIM(eqx.Module):
                 "causal must be jc.gim.LinearSCM() or jc.gim.MLPSCM(); got "
                 f"{type(self.causal).__name__}"
             )
+        if self.objective not in ("auto", "likelihood", "energy"):
+            raise ValueError(
+                f"objective must be 'auto', 'likelihood' or 'energy'; got {self.objective!r}"
+            )
         if self.n_samples is not None and (not isinstance(self.n_samples, int)
                                            or self.n_samples < 1):
             raise ValueError(f"n_samples must be None or a positive integer; got {self.n_samples}")
@@ -112,6 +124,14 @@ class GIM(eqx.Module):
             raise ValueError(f"max_steps must be at least 1; got {self.max_steps}")
         if self.width < 1 or self.depth < 0:
             raise ValueError(f"width must be >= 1 and depth >= 0; got {self.width}, {self.depth}")
+
+    @property
+    def resolved_objective(self) -> str:
+        """The objective `fit` uses (`"auto"` resolved)."""
+        if self.objective != "auto":
+            return self.objective
+        cyclic_mlp = isinstance(self.causal, MLPSCM) and not self.causal.acyclic
+        return "energy" if cyclic_mlp else "likelihood"
 
     def fit(
         self, data: PerturbationData, *, key: PRNGKeyArray, groups: Any = None
@@ -171,6 +191,7 @@ def _trainable(gim: GIM, d: int, p: int, key) -> Trainable:
         acyclicity=jnp.asarray(gim.acyclicity, float), net_l2=jnp.asarray(gim.net_l2, float),
         temperature=jnp.asarray(gim.temperature, float), max_steps=gim.max_steps,
         n_samples=gim.n_samples, acyclic=gim.causal.acyclic,
+        objective=gim.resolved_objective,
     )
     return Trainable(
         causal=gim.causal.init(d, key=k_c),

@@ -236,3 +236,46 @@ def test_bad_input(suite, fitted):
     assert data.n_perturbations == 1 and data.names == tuple("abcde")
     with pytest.raises(TypeError, match="causal"):
         jc.gim.GIM(causal=jc.scm.LinearGaussian())
+
+
+def test_masked_energy_is_the_energy_distance_of_the_unmasked_rows(getkey):
+    from jaxcausal.gim._objective import masked_energy
+
+    sim = jr.normal(getkey(), (7, 3))
+    x = jr.normal(getkey(), (9, 3)) + 0.5
+    mask = jnp.arange(9) < 6
+    want = jc.metrics.energy_distance(sim, x[:6])
+    assert float(masked_energy(sim, x, mask)) == pytest.approx(float(want), rel=1e-12)
+
+
+def test_energy_objective_recovers_targets(suite):
+    # The sample-based objective (for models without a likelihood) on the linear suite: noisier
+    # than the exact likelihood (train AUROC ~0.94 at 400 steps against ~0.98), still clearly
+    # ranking the targets and beating the control distribution on new doses.
+    gim = jc.gim.GIM(objective="energy", max_steps=300, width=16, calibration_folds=None)
+    assert gim.resolved_objective == "energy"
+    fitted = gim.fit(suite.train.data, key=jr.key(1))
+    probs = fitted.target_probs(suite.train.features)
+    assert float(jc.metrics.auroc(suite.train.targets, probs)) >= 0.85
+    sp = suite.partial
+    truth = np.stack([sp.x[sp.context == k].mean(0) for k in range(len(sp.features))])
+    ctrl = np.asarray(jc.gim.Control().fit(suite.train.data).mean(sp.features))
+    gim_err = np.mean((np.asarray(fitted.mean(sp.features)) - truth) ** 2)
+    assert gim_err < 0.8 * np.mean((ctrl - truth) ** 2)
+
+
+def test_auto_objective_uses_energy_only_without_a_likelihood():
+    auto = jc.gim.GIM(causal=jc.gim.MLPSCM(acyclic=False))
+    assert auto.resolved_objective == "energy"
+    assert jc.gim.GIM(causal=jc.gim.MLPSCM()).resolved_objective == "likelihood"
+    # a cyclic linear model keeps its exact likelihood (log|det(I - W)| is in it)
+    assert jc.gim.GIM(causal=jc.gim.LinearSCM(acyclic=False)).resolved_objective == "likelihood"
+    with pytest.raises(ValueError, match="objective must be"):
+        jc.gim.GIM(objective="mmd")
+    # the cyclic MLP model trains (compiled) on the energy distance
+    suite = jc.datasets.hill_suite(jr.key(4), linear=False, **SMALL)
+    gim = jc.gim.GIM(causal=jc.gim.MLPSCM(width=4, acyclic=False), max_steps=20, width=8,
+                     calibration_folds=None)
+    fitted = gim.fit(suite.train.data, key=jr.key(0))
+    assert np.all(np.isfinite(np.asarray(fitted.train_loss)))
+    assert np.all(np.isfinite(np.asarray(fitted.target_probs(suite.full.features))))
