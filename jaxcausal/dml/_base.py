@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import inspect
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -85,8 +84,12 @@ class AbstractDML(eqx.Module):
     [`jaxcausal.dml.DMLResult`][].
 
     Subclasses have the static integer fields `n_folds` and `n_rep` (declared by each subclass,
-    after its learners, so that the learners can come first in the constructor).
+    after its learners, so that the learners can come first in the constructor). A subclass that
+    sets `supports_cluster = True` accepts clustered data: its `nuisance` then also takes
+    `train`, the training masks of the cluster folds.
     """
+
+    supports_cluster: ClassVar[bool] = False
 
     @property
     @abc.abstractmethod
@@ -275,7 +278,7 @@ def _fit_body(
 
 def _check_cluster(model: AbstractDML, data: CausalData, folds: Any) -> Any:
     """Host-side checks for clustered data; returns validated cluster folds (or None)."""
-    if "train" not in inspect.signature(model.nuisance).parameters:
+    if not model.supports_cluster:
         raise ValueError(
             f"data has cluster variables {data.cluster_names}, but {type(model).__name__} does "
             "not support clustered data (PLR and PLIV do)"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -104,6 +106,8 @@ class PLIV(AbstractDML):
 
     def strata(self, data: CausalData):
         return binary_strata(data.t)
+
+    supports_cluster: ClassVar[bool] = True
 
     def nuisance(self, data, xs, test, key, external, train=None):
         k, n_rep = data.t.shape[-1], test.shape[0]
