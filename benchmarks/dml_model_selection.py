@@ -111,6 +111,11 @@ METHODS = {
     "MLP()": jc.learners.MLP,
     "CV()": jc.learners.CV,
     "Stacked()": jc.learners.Stacked,
+    "Boosting()": jc.learners.Boosting,
+    "CV(+Boosting)": lambda: jc.learners.CV(
+        candidates=(*jc.learners.default_candidates(), jc.learners.Boosting())),
+    "Stacked(+Boosting)": lambda: jc.learners.Stacked(
+        candidates=(*jc.learners.default_candidates(), jc.learners.Boosting())),
 }
 
 

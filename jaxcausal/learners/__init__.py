@@ -3,6 +3,7 @@
 from typing import TYPE_CHECKING
 
 from ._base import AbstractLearner as AbstractLearner, AbstractPredictor as AbstractPredictor
+from ._boosting import Boosting as Boosting, BoostingPredictor as BoostingPredictor
 from ._cv import (
     CV as CV,
     CVPredictor as CVPredictor,
