@@ -118,10 +118,16 @@ def _strength(cf_y, cf_d, rho):
     return np.abs(rho) * np.sqrt(cf_y * (cf_d / (1.0 - cf_d)))
 
 
+def _median(a: np.ndarray) -> np.ndarray:
+    """The median over the last axis (repetitions); one repetition is the common case, where
+    `np.median`'s overhead would dominate the robustness values' bisection."""
+    return a[..., 0] if a.shape[-1] == 1 else np.median(a, axis=-1)
+
+
 def _aggregate(theta_rep, se_rep):
     """DoubleML's rule over repetitions (the last axis), as `_inference.aggregate`."""
-    theta = np.median(theta_rep, axis=-1)
-    upper = np.median(theta_rep + _AGG_CRITICAL * se_rep, axis=-1)
+    theta = _median(theta_rep)
+    upper = _median(theta_rep + _AGG_CRITICAL * se_rep)
     return theta, (upper - theta) / _AGG_CRITICAL
 
 
@@ -139,17 +145,29 @@ def _bounds(core: SensitivityCore, s, z) -> dict[str, np.ndarray]:
     return {
         "theta_lower": theta_lower, "theta_upper": theta_upper,
         "se_lower": se_lower, "se_upper": se_upper,
-        "ci_lower": np.median(lo_rep - z * sd_lo, axis=-1),
-        "ci_upper": np.median(up_rep + z * sd_up, axis=-1),
+        "ci_lower": _median(lo_rep - z * sd_lo),
+        "ci_upper": _median(up_rep + z * sd_up),
     }
+
+
+def _one_bound(core: SensitivityCore, s, z, kind: str, upper) -> np.ndarray:
+    """Only the bound `_robustness` needs per treatment (`kind` "theta" or "ci"; the upper one
+    where `upper`): the same numbers as `_bounds`, a sixth of the work."""
+    s = np.asarray(s, np.float64)[..., None]
+    sign = np.where(upper, 1.0, -1.0)[..., None]
+    rep = core.theta_rep + sign * s * core.bias
+    if kind == "ci":
+        sd = np.sqrt(core.var_a + sign * 2.0 * s * core.var_b + s**2 * core.var_c)
+        rep = rep + sign * z * sd
+    return _median(rep)
 
 
 def _robustness(core: SensitivityCore, rho, z, null, upper, kind: str):
     """Bisection for the value `v` with bound(cf_y = cf_d = v) = null, per treatment."""
 
     def gap(v):  # < 0 while the bound has not reached the null
-        b = _bounds(core, _strength(v, v, rho), z)
-        return np.where(upper, b[kind + "_upper"] - null, null - b[kind + "_lower"])
+        b = _one_bound(core, _strength(v, v, rho), z, kind, upper)
+        return np.where(upper, b - null, null - b)
 
     k = core.theta_rep.shape[0]
     lo, hi = np.zeros(k), np.full(k, _RV_MAX)
@@ -162,7 +180,7 @@ def _robustness(core: SensitivityCore, rho, z, null, upper, kind: str):
 
 
 def _analyse(core, cf_y, cf_d, rho, z, null):
-    theta = np.median(core.theta_rep, axis=-1)
+    theta = _median(core.theta_rep)
     out = _bounds(core, _strength(cf_y, cf_d, rho), z)
     upper = null > theta
     out["rv"] = _robustness(core, rho, z, null, upper, "theta")
