@@ -112,10 +112,6 @@ METHODS = {
     "CV()": jc.learners.CV,
     "Stacked()": jc.learners.Stacked,
     "Boosting()": jc.learners.Boosting,
-    "CV(+Boosting)": lambda: jc.learners.CV(
-        candidates=(*jc.learners.default_candidates(), jc.learners.Boosting())),
-    "Stacked(+Boosting)": lambda: jc.learners.Stacked(
-        candidates=(*jc.learners.default_candidates(), jc.learners.Boosting())),
 }
 
 

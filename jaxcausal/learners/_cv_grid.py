@@ -12,6 +12,7 @@ import numpy as np
 
 from .._checks import is_concrete
 from ._base import AbstractLearner
+from ._boosting import Boosting
 from ._lasso import LassoCV
 from ._linear import Linear
 from ._logistic import Logistic
@@ -33,6 +34,11 @@ def default_candidates(classifier: bool = False) -> tuple[AbstractLearner, ...]:
     helped most while width and depth changed the loss by a few per cent. Each further network
     size would add a training program (about 9 s of compilation per nuisance and size on a CPU)
     and, for width 64, four times the training cost of width 16 on a CPU.
+
+    Last, boosted stumps ([`jaxcausal.learners.Boosting`][], 200 rounds), a candidate of another
+    kind than the smooth ones: on the step-function generator of that benchmark, stacking with
+    them took the PLR bias from 0.89 to 0.20 standard errors (20 data sets), and on the small
+    smooth one from 0.78 to 0.63.
     """
     mlps = tuple(
         MLP(width=16, depth=1, classifier=classifier, learning_rate=lr, weight_decay=wd,
@@ -40,14 +46,15 @@ def default_candidates(classifier: bool = False) -> tuple[AbstractLearner, ...]:
         for lr in (3e-3, 1e-2)
         for wd in (0.1, 1.0)
     )
+    boosting = Boosting(classifier=classifier)
     if classifier:
-        return (Logistic(l2=1e-3), *mlps)
+        return (Logistic(l2=1e-3), *mlps, boosting)
     # A short Lasso path (10 penalties down to 1 % of the largest) with a loose tolerance: least
     # squares covers the weakly penalised end. On 500 x 100 sparse data, in 5 vmapped folds, it
     # took a third of the CPU time of 20 penalties down to 0.1 % (1.1 s against 3.5 s), with
     # validation losses within 2 %.
     lasso = LassoCV(n_alphas=10, eps=1e-2, n_folds=3, tol=1e-6, max_iter=500)
-    return (Linear(), lasso, *mlps)
+    return (Linear(), lasso, *mlps, boosting)
 
 
 def describe(learner: AbstractLearner) -> str:
