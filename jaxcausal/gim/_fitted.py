@@ -88,8 +88,11 @@ class FittedGIM(eqx.Module):
         causal, net, loss = jax.tree.map(
             lambda a: a[i] if eqx.is_array(a) else a, (self.causal, self.net, self.train_loss)
         )
+        # the member's own setting of a hyperparameter sweep (array fields with one entry per fit)
+        config = jax.tree.map(lambda a: a[i] if eqx.is_array(a) and a.ndim >= 1 else a,
+                              self.config)
         return FittedGIM(
-            causal=causal, net=net, config=self.config, x_loc=self.x_loc, x_scale=self.x_scale,
+            causal=causal, net=net, config=config, x_loc=self.x_loc, x_scale=self.x_scale,
             f_loc=self.f_loc, f_scale=self.f_scale, names=self.names, train_loss=loss,
             shift_floor=self.shift_floor,
         )

@@ -131,6 +131,9 @@ def test_vmapped_seeds_equal_one_by_one_and_no_recompilation(suite):
     assert jc.gim.count_fit_traces() == before  # reuses the first batched compile
     total = [float(fits.member(i).target_probs(data.features).sum()) for i in range(2)]
     assert total[1] < total[0]  # a higher cost per target gives fewer targets
+    # a member carries its own setting (so that jc.gim.calibrate can refit it)
+    assert fits.member(1).config.target_penalty.shape == ()
+    assert float(fits.member(1).config.target_penalty) == 4.0
 
 
 def test_posterior_sharpens_and_starts_at_the_prior(suite, fitted):
