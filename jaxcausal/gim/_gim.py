@@ -244,7 +244,7 @@ def fit_batch(gim: GIM, data: PerturbationData, *, keys: Key[Array, " S"]) -> Fi
     per setting. Returns a [`jaxcausal.gim.FittedGIM`][] whose arrays carry the leading axis of
     size `S`; `fitted.member(i)` is the `i`-th fit (equal to fitting it alone with
     `calibration_folds=None`). The members are not calibrated: their shift scales are those
-    $g_\phi$ learned, too small for unseen perturbations (see [`jaxcausal.gim.calibrate`][]);
+    $g_\\phi$ learned, too small for unseen perturbations (see [`jaxcausal.gim.calibrate`][]);
     calibrate the member you keep with `jc.gim.calibrate(fitted.member(i), data, key=k)` before
     reading its intervals."""
     prepared = prepare(data)
