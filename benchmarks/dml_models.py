@@ -22,6 +22,7 @@ Each model runs side by side on a generator with a known effect (jaxcausal.datas
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -163,7 +164,7 @@ def _without_elements(est):
     plain_cls = type(f"{cls.__name__}NoElements", (cls,), {
         "sensitivity_elements": lambda self, data, nuisance, theta: None,
     })
-    fields = {f: getattr(est, f) for f in est.__dataclass_fields__}
+    fields = {f.name: getattr(est, f.name) for f in dataclasses.fields(est)}
     return plain_cls(**fields)
 
 
