@@ -131,15 +131,21 @@ def _aggregate(theta_rep, se_rep):
     return theta, (upper - theta) / _AGG_CRITICAL
 
 
+def _side(core: SensitivityCore, s, sign):
+    """The shifted estimates theta_rep +- s * bias per repetition and the sd of their scores, on
+    the side `sign` (+1: upper, -1: lower; broadcast with `s`)."""
+    rep = core.theta_rep + sign * s * core.bias
+    sd = np.sqrt(core.var_a + sign * 2.0 * s * core.var_b + s**2 * core.var_c)
+    return rep, sd
+
+
 def _bounds(core: SensitivityCore, s, z) -> dict[str, np.ndarray]:
     """Bounds per treatment for the strength `s` (a scalar, one per treatment, or any array of
     scenarios `(...)` giving results `(..., k)`) and the one-sided quantile `z`."""
     s = np.asarray(s, np.float64)
     s = s[..., None] if s.shape == core.theta_rep.shape[:1] else s[..., None, None]
-    lo_rep = core.theta_rep - s * core.bias
-    up_rep = core.theta_rep + s * core.bias
-    sd_lo = np.sqrt(core.var_a - 2.0 * s * core.var_b + s**2 * core.var_c)
-    sd_up = np.sqrt(core.var_a + 2.0 * s * core.var_b + s**2 * core.var_c)
+    lo_rep, sd_lo = _side(core, s, -1.0)
+    up_rep, sd_up = _side(core, s, 1.0)
     theta_lower, se_lower = _aggregate(lo_rep, sd_lo)
     theta_upper, se_upper = _aggregate(up_rep, sd_up)
     return {
@@ -153,13 +159,9 @@ def _bounds(core: SensitivityCore, s, z) -> dict[str, np.ndarray]:
 def _one_bound(core: SensitivityCore, s, z, kind: str, upper) -> np.ndarray:
     """Only the bound `_robustness` needs per treatment (`kind` "theta" or "ci"; the upper one
     where `upper`): the same numbers as `_bounds`, a sixth of the work."""
-    s = np.asarray(s, np.float64)[..., None]
     sign = np.where(upper, 1.0, -1.0)[..., None]
-    rep = core.theta_rep + sign * s * core.bias
-    if kind == "ci":
-        sd = np.sqrt(core.var_a + sign * 2.0 * s * core.var_b + s**2 * core.var_c)
-        rep = rep + sign * z * sd
-    return _median(rep)
+    rep, sd = _side(core, np.asarray(s, np.float64)[..., None], sign)
+    return _median(rep + sign * z * sd if kind == "ci" else rep)
 
 
 def _robustness(core: SensitivityCore, rho, z, null, upper, kind: str):

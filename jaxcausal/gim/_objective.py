@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ..metrics._distribution import _distances
 from ._causal import AbstractCausalParams, acyclicity
 
 _LOG_2PI = jnp.log(2.0 * jnp.pi)
@@ -106,22 +107,15 @@ def mc_target_loglik(n, s1, s2, sigma, h: Heads, key, n_samples, temperature):
     return jax.nn.logsumexp(ll, axis=0) - jnp.log(n_samples)
 
 
-def _pair_distances(a: Array, b: Array) -> Array:
-    # differences (no |a|^2 + |b|^2 - 2ab cancellation) and a sqrt with zero gradient at 0
-    sq = jnp.sum((a[:, None, :] - b[None, :, :]) ** 2, axis=-1)
-    positive = sq > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
-
-
 def masked_energy(sim: Array, x: Array, mask: Array) -> Array:
     """Squared energy distance (V-statistic) between simulated cells `sim` `(m, d)` and the
     observed cells `x` `(n_max, d)` where `mask` is true."""
     w = mask.astype(x.dtype)
     w = w / jnp.maximum(jnp.sum(w), 1.0)
     m = sim.shape[0]
-    xy = jnp.sum(jnp.mean(_pair_distances(sim, x), axis=0) * w)
-    xx = jnp.sum(_pair_distances(sim, sim)) / m**2
-    yy = w @ _pair_distances(x, x) @ w
+    xy = jnp.sum(jnp.mean(_distances(sim, x), axis=0) * w)
+    xx = jnp.sum(_distances(sim, sim)) / m**2
+    yy = w @ _distances(x, x) @ w
     return 2.0 * xy - xx - yy
 
 

@@ -111,11 +111,12 @@ def _fit_boosting(x, y, w, learning_rate, l2, min_leaf, n_rounds, n_bins, classi
     def round_(f, _):
         if classifier:
             prob = jax.nn.sigmoid(f)
-            g, h = w * (y - prob), w * prob * (1.0 - prob)
-        else:
-            g, h = w * (y - f), w
+            g = w * (y - prob)
+            hl, hs = per_bin(w * prob * (1.0 - prob))
+        else:  # the Hessian of the squared loss is the weight: its sums are the counts
+            g = w * (y - f)
+            hl, hs = count_left, count
         gl, gs = per_bin(g)
-        hl, hs = per_bin(h)
         gr, hr = gs - gl, hs - hl
         ok = (count_left >= min_leaf) & (count - count_left >= min_leaf) & (hl > 0) & (hr > 0)
         gain = gl**2 / (hl + l2) + gr**2 / (hr + l2)
