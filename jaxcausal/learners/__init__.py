@@ -10,6 +10,10 @@ from ._cv import (
     Stacked as Stacked,
 )
 from ._cv_grid import default_candidates as default_candidates
+from ._kernel import (
+    KernelRidge as KernelRidge,
+    KernelRidgePredictor as KernelRidgePredictor,
+)
 from ._lasso import (
     Lasso as Lasso,
     LassoCV as LassoCV,
