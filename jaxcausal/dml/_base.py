@@ -203,9 +203,9 @@ def _fit_compiled(
 ) -> DMLResult:
     """The compiled fit. When every learner is light (closed form or a few Newton sweeps:
     `compiles_light`) the program is compiled on a CPU with XLA's classic fusion emitters, which
-    compile about 40 % faster (the run time of such fits stays within a few percent); both
-    paths use LLVM's optimisation level 2 on a CPU (`jaxcausal/_compile.py`). Inside a user's
-    `jit` or `vmap` the outer compilation decides."""
+    compile about 40 % faster (the run time of such fits stays within a few percent); see
+    `jaxcausal/_compile.py` for the opt-in LLVM level. Inside a user's `jit` or `vmap` the outer
+    compilation decides."""
     learners = [leaf for leaf in jax.tree.leaves(
         model, is_leaf=lambda v: isinstance(v, AbstractLearner)) if isinstance(
         leaf, AbstractLearner)]
