@@ -13,7 +13,6 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import as_float_array, check_finite
-from .._compile import filter_jit
 from ._causal import AbstractCausalParams, LinearParams, MLPParams
 from ._objective import Heads
 
@@ -51,7 +50,7 @@ def _draw_cells(causal, heads: Heads, n: int, key, per_cell: bool) -> Array:
     return causal.solve(u)
 
 
-@filter_jit
+@eqx.filter_jit
 def _sample(causal, heads, n, key, per_cell):
     keys = jr.split(key, heads.logits.shape[0])
     return jax.vmap(lambda h, k: _draw_cells(causal, h, n, k, per_cell))(heads, keys)

@@ -17,7 +17,6 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import nn, train
 from .._checks import is_concrete
-from .._compile import filter_jit
 from .._data import CausalData
 from ..learners._base import weighted_moments
 
@@ -81,7 +80,7 @@ class EndToEndQ10Result(eqx.Module):
         return self.rb(x, ta) * jnp.exp(self.models.log_q10[:, None] * tau[None, :])
 
 
-@filter_jit
+@eqx.filter_jit
 def _fit(config: EndToEndQ10, x, ta, reco, key):
     n = reco.shape[0]
     members = config.n_members

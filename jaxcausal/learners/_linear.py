@@ -7,7 +7,6 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._checks import is_concrete
-from .._compile import filter_jit
 from ._base import (
     AbstractLearner,
     AbstractPredictor,
@@ -47,7 +46,7 @@ class LinearPredictor(AbstractPredictor):
         return jnp.dot(x, self.coef, precision="highest") + self.intercept
 
 
-@filter_jit
+@eqx.filter_jit
 @full_precision
 def _fit_linear(x, y, w, ridge):
     st = standardise(x, w)

@@ -12,7 +12,6 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import nn, train
-from .._compile import filter_jit
 from ._base import (
     AbstractLearner,
     AbstractPredictor,
@@ -65,7 +64,7 @@ def _log_loss(model, data, weights, *, key):
     )
 
 
-@filter_jit
+@eqx.filter_jit
 def _fit_mlp(learner: MLP, x, y, w, key):
     k_val, k_init, k_train = jr.split(key, 3)
     w_train, w_val = validation_split(w, learner.val_fraction, k_val)

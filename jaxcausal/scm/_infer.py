@@ -27,7 +27,6 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from numpyro.infer import MCMC, NUTS as _NUTS, SVI as _SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
 
-from .._compile import filter_jit
 from ._fit import data_matrix
 from ._interventions import Do, Shift
 from ._scm import SCM, run_unit
@@ -93,7 +92,7 @@ class InterventionPosterior(eqx.Module):
         return df.sort_values("log_prob", ascending=False)
 
 
-@filter_jit
+@eqx.filter_jit
 def _node_densities(scm: SCM, x: Array):
     """Each node's conditional distribution given its observed parents, one per row."""
     names = scm.graph.names

@@ -29,7 +29,6 @@ from numpyro.distributions import constraints
 from numpyro.primitives import Messenger
 
 from .._checks import as_float_array, check_finite, is_concrete
-from .._compile import filter_jit
 from ._interventions import AbstractIntervention, Do, Shift, Soft
 
 
@@ -153,7 +152,7 @@ def _as_interventions(intervention: Any) -> tuple[AbstractIntervention, ...]:
     )
 
 
-@filter_jit
+@eqx.filter_jit
 def _log_prob_rows(program, interventions, names, x):
     from ._scm import broadcast_interventions
 

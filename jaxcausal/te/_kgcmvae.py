@@ -11,7 +11,6 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import nn, train
-from .._compile import filter_jit
 from .._data import CausalData
 from ._base import (
     AbstractFittedTE,
@@ -112,7 +111,7 @@ def _kgcm_loss(model, data, weights, *, key):
     return loss
 
 
-@filter_jit
+@eqx.filter_jit
 def _fit_kgcm(config: KGCMVAE, data: CausalData, key, checked: bool = False):
     x, t, y = binary_arrays(data, "KGCMVAE", checked=checked)
     w = as_windows(x, config.window, config.n_vars, "KGCMVAE")
