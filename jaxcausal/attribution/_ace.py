@@ -14,6 +14,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import as_float_array, check_finite, is_concrete
+from .._compile import filter_jit
 from ..scm import (
     SCM,
     AbstractProgram,
@@ -203,7 +204,7 @@ def _ace_impl(
     return raw, se, curv, spread, out[4]
 
 
-_ace_jit = eqx.filter_jit(_ace_impl)
+_ace_jit = filter_jit(_ace_impl)
 
 
 def count_traces() -> int:

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
 from .._checks import is_concrete
+from .._compile import filter_jit
 from ..scm import SCM, Do
 from ._ace import _alphas, _check_levels, _discrete, _features, _reference
 from ._curves import Curves
@@ -62,7 +63,7 @@ def _truth_impl(scm, names, outcome, output, alphas, reference, effect, n, key, 
     return raw.reshape(d, m), se.reshape(d, m)
 
 
-_truth_jit = eqx.filter_jit(_truth_impl)
+_truth_jit = filter_jit(_truth_impl)
 
 
 def true_effects(

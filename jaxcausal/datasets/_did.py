@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, PRNGKeyArray
 
+from .._compile import jit
 from .._data import CausalData
 from .._panel import PanelData
 from ._dml import _check_sizes, _toeplitz_normal
@@ -106,7 +107,7 @@ def _f_reg(w: Array) -> Array:
 
 
 # the covariate correlation c is static: it shapes the Cholesky factor, not the draws
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 6))
+@functools.partial(jit, static_argnums=(1, 2, 3, 6))
 def _sz2020_arrays(key, n_obs, dgp_type, cross_sectional, theta, xi, c, lambda_t):
     k_x, k_u, k_nu, k_e0, k_e1, k_t = jr.split(key, 6)
     x, z = _features(k_x, n_obs, c)
@@ -188,7 +189,7 @@ def did_cs2021_att(g: float | int, t: float | int) -> float:
     return float(max(t - g + 1.0, 0.0))
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5, 7))
+@functools.partial(jit, static_argnums=(1, 2, 3, 4, 5, 7))
 def _cs2021_arrays(key, n_obs, dgp_type, n_periods, n_pre, never, xi, c):
     k_x, k_g, k_eta, k_e0, k_e1 = jr.split(key, 5)
     x, z = _features(k_x, n_obs, c)

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._compile import jit
 from .._data import CausalData
 
 
@@ -81,7 +82,7 @@ def make_plr_CCDDHNR2018(
     return CausalData(y, d, x, y_name="y", t_names=("d",), x_names=_x_names(dim_x))
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
+@functools.partial(jit, static_argnums=(1, 2))
 def _plr_arrays(key, n_obs, dim_x, alpha, a_0, a_1, s_1, b_0, b_1, s_2):
     k_x, k_v, k_zeta = jr.split(key, 3)
     x = _toeplitz_normal(k_x, n_obs, dim_x, 0.7)
@@ -131,7 +132,7 @@ def make_irm_data(
     return CausalData(y, d, x, y_name="y", t_names=("d",), x_names=_x_names(dim_x))
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
+@functools.partial(jit, static_argnums=(1, 2))
 def _irm_arrays(key, n_obs, dim_x, theta, R2_d, R2_y):
     k_v, k_zeta, k_x = jr.split(key, 3)
     dtype = jnp.result_type(float)
@@ -187,7 +188,7 @@ def make_pliv_CHS2015(
     )
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+@functools.partial(jit, static_argnums=(1, 2, 3))
 def _pliv_arrays(key, n_obs, dim_x, dim_z, alpha):
     k_eu, k_x, k_xi = jr.split(key, 3)
     dtype = jnp.result_type(float)

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import PRNGKeyArray
 
+from .._compile import jit
 from .._data import CausalData
 from ._dml import _check_sizes, _toeplitz_normal, _x_names
 
@@ -48,7 +49,7 @@ def make_iivm_data(
                       z_names=("z",))
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
+@functools.partial(jit, static_argnums=(1, 2))
 def _iivm_arrays(key, n_obs, dim_x, theta, alpha_x):
     k_uv, k_x, k_z = jr.split(key, 3)
     dtype = jnp.result_type(float)
@@ -93,7 +94,7 @@ def make_apo_data(
     return CausalData(y, d, x, y_name="y", t_names=("d",), x_names=_x_names(dim_x))
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+@functools.partial(jit, static_argnums=(1, 2, 3))
 def _apo_arrays(key, n_obs, dim_x, n_levels, effect):
     k_x, k_d, k_e = jr.split(key, 3)
     dtype = jnp.result_type(float)
@@ -141,7 +142,7 @@ def make_plr_twoway_cluster(
                       cluster_names=("cluster_1", "cluster_2"))
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+@functools.partial(jit, static_argnums=(1, 2, 3))
 def _cluster_arrays(key, n1, n2, dim_x, theta, omega):
     dtype = jnp.result_type(float)
     ks = jr.split(key, 9)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from .._compile import jit
 from .._data import CausalData
 
 CONTINUOUS = ("bw", "b.head", "preterm", "birth.o", "nnhealth", "momage")
@@ -148,7 +149,7 @@ def ihdp(replication: int | Int[Array, ""], *, key: PRNGKeyArray, n_test: int = 
     )
 
 
-@functools.partial(jax.jit, static_argnames="n_test")
+@functools.partial(jit, static_argnames="n_test")
 def _ihdp_arrays(x, t, key, replication, n_test: int) -> dict[str, Array]:
     """The arrays of one replication, as one compiled program (eagerly, its two dozen small
     operations each compiled on their own: most of a one-off script's first call)."""

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from jaxtyping import PRNGKeyArray
 
+from .._compile import jit
+
 _STEPS_PER_DAY = 48
 _SOLAR_CONSTANT = 1361.0  # W m-2
 
@@ -57,7 +59,7 @@ def potential_radiation(
     return _SOLAR_CONSTANT * eccentricity * jnp.maximum(cos_zenith, 0.0)
 
 
-@ft.partial(jax.jit, static_argnums=(1,))
+@ft.partial(jit, static_argnums=(1,))
 def _simulate(key, n_total, q10, t_ref, noise, latitude):
     k_ta, k_cloud, k_rh, k_eps = jr.split(key, 4)
     step = jnp.arange(n_total)

@@ -13,6 +13,7 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from .._checks import is_concrete
+from .._compile import filter_jit
 from .._panel import PanelData
 from ..learners import AbstractLearner
 from ._base import broadcast_to_krn
@@ -170,7 +171,7 @@ def _priority(name: str):
             name)
 
 
-@eqx.filter_jit
+@filter_jit
 def _fit_compiled(model: DIDMulti, data: PanelData, arrays, folds, key, external, cells):
     _TRACES[0] += 1
     k_folds, k_fit = jr.split(key)

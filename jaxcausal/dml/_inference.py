@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._compile import jit
+
 # DoubleML aggregates standard errors through the upper bound of a 95% interval with this value.
 _AGG_CRITICAL = 1.96
 
@@ -41,7 +43,7 @@ def solve_linear_score(
     return theta, jnp.sqrt(var), psi
 
 
-@jax.jit
+@jit
 def aggregate(
     theta_rep: Float[Array, "*b n_rep"], se_rep: Float[Array, "*b n_rep"]
 ) -> tuple[Float[Array, "*b"], Float[Array, "*b"]]:

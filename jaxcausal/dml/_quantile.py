@@ -23,6 +23,7 @@ import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
 from .._checks import check_binary, is_concrete
+from .._compile import filter_jit
 from .._data import CausalData
 from ..learners import AbstractLearner
 from ._crossfit import check_folds
@@ -213,7 +214,7 @@ class AbstractQuantileDML(eqx.Module):
         return out
 
 
-@eqx.filter_jit
+@filter_jit
 def _fit_compiled(model, data, folds, inner, key, external) -> DMLResult:
     _TRACES[0] += 1
     k_folds, k_inner, k_fit = jr.split(key, 3)

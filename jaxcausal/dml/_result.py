@@ -13,6 +13,7 @@ import pandas as pd
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._checks import is_concrete
+from .._compile import jit
 from ._checks import is_warning, report
 from ._inference import (
     AbstractBootstrap,
@@ -25,14 +26,14 @@ from ._inference import (
 
 # Compiled helpers for the properties: on a concrete result, eager operations would each compile
 # on their first use in a process.
-@jax.jit
+@jit
 def _t_and_pvalue(theta_rep: Array, se_rep: Array) -> tuple[Array, Array]:
     theta, se = aggregate(theta_rep, se_rep)
     t = theta / se
     return t, 2.0 * jax.scipy.stats.norm.sf(jnp.abs(t))
 
 
-@jax.jit
+@jit
 def _median_interval(theta_rep: Array, se_rep: Array, z) -> Array:
     lower = jnp.median(theta_rep - z * se_rep, axis=-1)
     upper = jnp.median(theta_rep + z * se_rep, axis=-1)

@@ -18,6 +18,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._compile import filter_jit
 from ..nn import MLP
 from ..train import run, weighted_mean
 from ._causal import AbstractCausal, LinearSCM
@@ -86,7 +87,7 @@ class FittedUnstructured(eqx.Module):
         return self.x_loc[None, None, :] + self.x_scale[None, None, :] * z
 
 
-@eqx.filter_jit
+@filter_jit
 def _fit_gaussian(cfg, groups, inputs, key):
     k_init, k_fit = jr.split(key)
     d, p = groups.x.shape[2], inputs.shape[1]
@@ -162,7 +163,7 @@ def _regression_loss(model: _Regressed, data, weights, *, key):
     return weighted_mean(jnp.mean((pred - target) ** 2, axis=1), weights)
 
 
-@eqx.filter_jit
+@filter_jit
 def _fit_regression(cfg, f, target, key):
     k_init, k_fit = jr.split(key)
     mlp = MLP(f.shape[1], target.shape[1], cfg.width, cfg.depth, activation=jax.nn.gelu,

@@ -23,6 +23,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
+from .._compile import filter_jit
 from ._objective import node_loglik, residual_sums, shift_marginal
 
 
@@ -43,7 +44,7 @@ def _fold_terms(model, groups, feats):
     return jax.vmap(one)(groups.x, groups.mask, groups.count, heads)
 
 
-@eqx.filter_jit
+@filter_jit
 def _calibrate_impl(gim, groups, feats, keys, fold):
     from ._gim import _fit_impl
 

@@ -13,6 +13,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import as_float_array, check_finite
+from .._compile import filter_jit
 from ._causal import AbstractCausalParams, LinearParams, MLPParams
 from ._objective import Heads
 
@@ -50,7 +51,7 @@ def _draw_cells(causal, heads: Heads, n: int, key, per_cell: bool) -> Array:
     return causal.solve(u)
 
 
-@eqx.filter_jit
+@filter_jit
 def _sample(causal, heads, n, key, per_cell):
     keys = jr.split(key, heads.logits.shape[0])
     return jax.vmap(lambda h, k: _draw_cells(causal, h, n, k, per_cell))(heads, keys)

@@ -24,6 +24,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Key, PRNGKeyArray
 
+from .._compile import filter_jit
 from ..nn import MLP
 from ..train import run
 from ._causal import MLPSCM, AbstractCausal, LinearSCM
@@ -217,7 +218,7 @@ def _fit_impl(gim: GIM, groups: Groups, feats: Array, key: PRNGKeyArray, weights
     return res.model, res.train_loss
 
 
-_fit_jit = eqx.filter_jit(_fit_impl)
+_fit_jit = filter_jit(_fit_impl)
 
 
 def count_fit_traces() -> int:
@@ -259,6 +260,6 @@ def fit_batch(gim: GIM, data: PerturbationData, *, keys: Key[Array, " S"]) -> Fi
     return fitted
 
 
-@eqx.filter_jit
+@filter_jit
 def _fit_many(gim, axes, groups, feats, keys):
     return eqx.filter_vmap(_fit_impl, in_axes=(axes, None, None, 0))(gim, groups, feats, keys)

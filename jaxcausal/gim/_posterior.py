@@ -28,6 +28,7 @@ import numpyro.distributions as dist
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import as_float_array, check_finite
+from .._compile import filter_jit
 from ..scm import NUTS
 from ._objective import node_loglik, residual_sums, shift_marginal, shift_posterior
 
@@ -80,7 +81,7 @@ def _suff(fitted, x):
     return jnp.asarray(xs.shape[0], xs.dtype), s1, s2
 
 
-@eqx.filter_jit
+@filter_jit
 def _exact(fitted, features, x, key, n_draws):
     h = jax.tree.map(lambda a: a[0], fitted.heads(features))
     n, s1, s2 = _suff(fitted, x)

@@ -17,6 +17,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import nn, train
 from .._checks import is_concrete
+from .._compile import filter_jit
 from .._data import CausalData
 from ..learners._base import weighted_moments
 
@@ -80,7 +81,7 @@ class EndToEndQ10Result(eqx.Module):
         return self.rb(x, ta) * jnp.exp(self.models.log_q10[:, None] * tau[None, :])
 
 
-@eqx.filter_jit
+@filter_jit
 def _fit(config: EndToEndQ10, x, ta, reco, key):
     n = reco.shape[0]
     members = config.n_members

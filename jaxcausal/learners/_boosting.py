@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._checks import is_concrete
+from .._compile import filter_jit, jit
 from ._base import AbstractLearner, AbstractPredictor, _weighted_mean, prepare_xyw
 
 
@@ -49,7 +50,7 @@ class BoostingPredictor(AbstractPredictor):
         return jax.nn.sigmoid(f) if self.classifier else f
 
 
-@eqx.filter_jit
+@filter_jit
 def _raw(pred: BoostingPredictor, x: Array) -> Array:
     cols = x[:, pred.feature]  # (n, R)
     steps = jnp.where(cols <= pred.threshold[None, :], pred.left[None, :], pred.right[None, :])
@@ -85,7 +86,7 @@ def _candidate_thresholds(x: Array, w: Array, n_bins: int | None) -> Array:
     return jax.vmap(column, in_axes=(1, 1))(xs, ws)
 
 
-@functools.partial(jax.jit, static_argnames=("n_rounds", "n_bins", "classifier"))
+@functools.partial(jit, static_argnames=("n_rounds", "n_bins", "classifier"))
 def _fit_boosting(x, y, w, learning_rate, l2, min_leaf, n_rounds, n_bins, classifier):
     # jitted so that eager fits reuse one compiled program per shape (the scan's body would
     # otherwise be traced and compiled again on every call)

@@ -14,6 +14,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._checks import is_concrete
+from .._compile import filter_jit
 from ._base import AbstractLearner, AbstractPredictor, prepare_xyw
 from ._cv_grid import check_candidates, describe, group_families
 from ._stacking import log_loss_weights, squared_error_weights
@@ -189,7 +190,7 @@ def _family_fits(learner: AbstractCrossValidated, family, x, y, train_w, keys):
     return over_members(dynamic, static, x, y, train_w, keys)
 
 
-@eqx.filter_jit
+@filter_jit
 def _fit_cv(learner: AbstractCrossValidated, x, y, w, key):
     _TRACES[0] += 1
     classifier = learner.is_classifier

@@ -13,6 +13,7 @@ from flax import linen, nnx
 from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 
 from .. import train
+from .._compile import filter_jit
 from ._base import (
     AbstractLearner,
     AbstractPredictor,
@@ -91,7 +92,7 @@ def _init(module, x, key) -> FlaxNet:
     return FlaxNet(params, graphdef)
 
 
-@eqx.filter_jit
+@filter_jit
 def _fit_flax(learner: FlaxLearner, x, y, w, key):
     k_val, k_init, k_train = jr.split(key, 3)
     w_train, w_val = validation_split(w, learner.val_fraction, k_val)

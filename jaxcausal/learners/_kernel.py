@@ -17,6 +17,7 @@ import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import is_concrete
+from .._compile import filter_jit
 from ._base import (
     AbstractLearner,
     AbstractPredictor,
@@ -83,7 +84,7 @@ def _landmark_rows(w: Array, m: int, key: PRNGKeyArray) -> Array:
     return jax.lax.top_k(score, m)[1]
 
 
-@eqx.filter_jit
+@filter_jit
 @full_precision
 def _fit_kernel_ridge(x, y, w, alpha, gamma, key, n_components):
     n, p = x.shape

@@ -10,6 +10,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._checks import is_concrete
+from .._compile import filter_jit
 from ._base import (
     AbstractLearner,
     AbstractPredictor,
@@ -193,7 +194,7 @@ def _coordinate_descent(m: _Moments, alpha, tol, max_iter):
     return final.coef, final.n_iter, final.done
 
 
-@eqx.filter_jit
+@filter_jit
 @full_precision
 def _fit_lasso(x, y, w, alpha, tol, max_iter):
     m = _moments(x, y, w)
@@ -272,7 +273,7 @@ class Lasso(AbstractLearner):
         return pred
 
 
-@eqx.filter_jit
+@filter_jit
 def _draw_folds(key: PRNGKeyArray, weights: Float[Array, " n"], n_folds: int) -> Int[Array, " n"]:
     """Fold ids `0..n_folds-1` for the rows with positive weight (balanced), `-1` for the others."""
     n = weights.shape[0]
@@ -291,7 +292,7 @@ def _alpha_grid(x, y, w, n_alphas: int, eps: float):
     return alpha_max * jnp.logspace(0.0, np.log10(eps), n_alphas, dtype=x.dtype)
 
 
-@eqx.filter_jit
+@filter_jit
 @full_precision
 def _fit_lasso_cv(learner: LassoCV, x, y, w, key):
     n_folds, tol, max_iter = learner.n_folds, learner.tol, learner.max_iter

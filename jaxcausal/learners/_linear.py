@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._checks import is_concrete
+from .._compile import filter_jit
 from ._base import (
     AbstractLearner,
     AbstractPredictor,
@@ -46,7 +47,7 @@ class LinearPredictor(AbstractPredictor):
         return jnp.dot(x, self.coef, precision="highest") + self.intercept
 
 
-@eqx.filter_jit
+@filter_jit
 @full_precision
 def _fit_linear(x, y, w, ridge):
     st = standardise(x, w)

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._checks import is_concrete
+from .._compile import filter_jit
 from ._base import (
     RCOND_ULPS,
     AbstractLearner,
@@ -70,7 +71,7 @@ class _State(eqx.Module):
     accepted: Array
 
 
-@eqx.filter_jit
+@filter_jit
 @full_precision
 def _fit_logistic(x, y, w, l2, tol, max_iter):
     st = standardise(x, w)

@@ -12,6 +12,7 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import nn, train
+from .._compile import filter_jit
 from ._base import (
     AbstractLearner,
     AbstractPredictor,
@@ -64,7 +65,7 @@ def _log_loss(model, data, weights, *, key):
     )
 
 
-@eqx.filter_jit
+@filter_jit
 def _fit_mlp(learner: MLP, x, y, w, key):
     k_val, k_init, k_train = jr.split(key, 3)
     w_train, w_val = validation_split(w, learner.val_fraction, k_val)

@@ -18,6 +18,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import PyTree
 
+from .._compile import filter_jit
+
 
 def batch_mesh(devices: Sequence[Any] | None = None, *, axis_name: str = "batch") -> Mesh:
     """A 1-D device mesh whose single axis carries the batch.
@@ -153,7 +155,7 @@ def _batch_size(flat_args: list, flat_axes: list) -> int:
     return sizes.pop()
 
 
-@eqx.filter_jit
+@filter_jit
 def _mapped(fn, args, axes, out_sharding):
     # One module-level `filter_jit`, so its cache outlives a `sharded_vmap` wrapper: the same `fn`
     # (and an `eqx.Partial` whose non-array parts are the same) on the same shapes compiles once.

@@ -13,6 +13,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._checks import as_float_array, check_finite, is_concrete
+from .._compile import filter_jit
 from ._interventions import AbstractIntervention, Do, Joint, standardise
 from ._scm import SCM, broadcast_interventions, run_unit
 
@@ -83,7 +84,7 @@ def _unit(scm, ivs, endo, affected, inverted, obs):
     return {v: values[v] for v in endo}, err
 
 
-@eqx.filter_jit
+@filter_jit
 def _counterfactual_impl(scm, ivs, endo, affected, inverted, observed):
     n = observed[endo[0]].shape[0]
     ivs = broadcast_interventions(ivs, n)

@@ -16,6 +16,7 @@ import pandas as pd
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from .._checks import as_float_array, check_finite, check_weights, is_concrete
+from .._compile import jit
 from ..nn import MLP
 from ..train import fit_ensemble, weighted_mean
 from ._mechanisms import AdditiveNoiseMLPProgram, LinearGaussianProgram
@@ -44,7 +45,7 @@ def data_matrix(scm: SCM, data: Any, argument: str = "data") -> Float[Array, "n 
     return check_finite(x, argument)
 
 
-@jax.jit
+@jit
 def _fit_linear(x, w, mask):
     # Weighted least squares per node on [1, parents]; non-parent columns get an identity row in
     # the normal equations, so their coefficients are exactly zero.

@@ -27,6 +27,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from numpyro.infer import MCMC, NUTS as _NUTS, SVI as _SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
 
+from .._compile import filter_jit
 from ._fit import data_matrix
 from ._interventions import Do, Shift
 from ._scm import SCM, run_unit
@@ -92,7 +93,7 @@ class InterventionPosterior(eqx.Module):
         return df.sort_values("log_prob", ascending=False)
 
 
-@eqx.filter_jit
+@filter_jit
 def _node_densities(scm: SCM, x: Array):
     """Each node's conditional distribution given its observed parents, one per row."""
     names = scm.graph.names

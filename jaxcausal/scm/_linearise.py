@@ -11,6 +11,7 @@ import numpyro.distributions as dist
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import is_concrete
+from .._compile import filter_jit
 from ._scm import SCM, run_unit
 
 
@@ -87,7 +88,7 @@ def linearise(scm: SCM) -> Linearisation:
     return Linearisation(mean=mean, factor=factor, names=scm.graph.names, noise_names=sites)
 
 
-@eqx.filter_jit
+@filter_jit
 def _affine_gap(scm: SCM, key: PRNGKeyArray) -> Array:
     lin = linearise(scm)
     eps = jr.normal(key, (2, len(lin.noise_names)), lin.mean.dtype)

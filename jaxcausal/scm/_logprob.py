@@ -29,6 +29,7 @@ from numpyro.distributions import constraints
 from numpyro.primitives import Messenger
 
 from .._checks import as_float_array, check_finite, is_concrete
+from .._compile import filter_jit
 from ._interventions import AbstractIntervention, Do, Shift, Soft
 
 
@@ -152,7 +153,7 @@ def _as_interventions(intervention: Any) -> tuple[AbstractIntervention, ...]:
     )
 
 
-@eqx.filter_jit
+@filter_jit
 def _log_prob_rows(program, interventions, names, x):
     from ._scm import broadcast_interventions
 

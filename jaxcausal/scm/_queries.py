@@ -13,6 +13,7 @@ import pandas as pd
 from jaxtyping import Array, Float, PRNGKeyArray, Real
 
 from .._checks import as_float_array
+from .._compile import filter_jit
 from ._interventions import AbstractIntervention, Do, Shift
 from ._scm import SCM, _sample_impl, unit_keys, unit_uniforms
 
@@ -74,7 +75,7 @@ def _batched_impl(
     return jax.tree.map(lambda a: a.reshape(n_blocks * chunk, *a.shape[2:])[:m], out)
 
 
-_batched_jit = eqx.filter_jit(_batched_impl)
+_batched_jit = filter_jit(_batched_impl)
 
 
 def count_batched_traces() -> int:
@@ -230,7 +231,7 @@ class Mediation(eqx.Module):
         return pd.DataFrame({"effect": [float(getattr(self, k)) for k in names]}, index=names)
 
 
-@eqx.filter_jit
+@filter_jit
 def _mediation_impl(scm, treatment, mediator, outcome, a, b, m, n, key):
     wa = _sample_impl(scm.do({treatment: a}), n, key)
     wb = _sample_impl(scm.do({treatment: b}), n, key)

@@ -12,6 +12,7 @@ import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray, Real
 from numpyro import handlers
 
+from .._compile import filter_jit
 from ._graph import Graph
 from ._interventions import AbstractIntervention, Do, Runner, Shift, Soft
 
@@ -117,7 +118,7 @@ def _sample_impl(
     return eqx.filter_vmap(one)(keys, u, ivs)
 
 
-sample_jit = eqx.filter_jit(_sample_impl)
+sample_jit = filter_jit(_sample_impl)
 
 
 def count_sample_traces() -> int:

@@ -11,6 +11,7 @@ import jax.random as jr
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import learners, nn, train
+from .._compile import filter_jit
 from .._data import CausalData
 from ..learners._linear import _fit_linear
 from ._base import (
@@ -36,7 +37,7 @@ class FittedOLS(AbstractFittedTE):
         return x @ self.coef.T + self.intercept[None, :]
 
 
-@eqx.filter_jit
+@filter_jit
 def _fit_ols(config: OLS, data: CausalData, checked: bool = False):
     x, t, y = binary_arrays(data, "OLS", checked=checked)
 
@@ -104,7 +105,7 @@ def _arm_loss(model, data, weights, *, key):
     return train.weighted_mean((pred - y) ** 2, weights)
 
 
-@eqx.filter_jit
+@filter_jit
 def _fit_tlearner(config: TLearner, data: CausalData, key, checked: bool = False):
     x, t, y = binary_arrays(data, "TLearner", checked=checked)
     k0, k1, k_train = jr.split(key, 3)
@@ -163,7 +164,7 @@ class FittedGRUTLearner(AbstractFittedTE):
         return self.scaler.y_inverse(jax.vmap(self.nets)(ws))
 
 
-@eqx.filter_jit
+@filter_jit
 def _fit_gru_tlearner(config: GRUTLearner, data: CausalData, key, checked: bool = False):
     x, t, y = binary_arrays(data, "GRUTLearner", checked=checked)
     w = as_windows(x, config.window, config.n_vars, "GRUTLearner")

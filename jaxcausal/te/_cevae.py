@@ -13,6 +13,7 @@ import optax
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .. import nn, train
+from .._compile import filter_jit
 from .._data import CausalData
 from ._base import (
     AbstractFittedTE,
@@ -145,7 +146,7 @@ def _cevae_loss(model, data, weights, *, key):
     return train.weighted_mean(terms, weights)
 
 
-@eqx.filter_jit
+@filter_jit
 def _fit_cevae(config: CEVAE, data: CausalData, key, checked: bool = False):
     x, t, y = binary_arrays(data, "CEVAE", checked=checked)
     k_init, k_train, k_pred = jr.split(key, 3)

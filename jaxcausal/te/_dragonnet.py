@@ -12,6 +12,7 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import nn, train
+from .._compile import filter_jit
 from .._data import CausalData
 from ._base import (
     AbstractFittedTE,
@@ -70,7 +71,7 @@ def _dragonnet_loss(model, data, weights, *, key):
     return loss
 
 
-@eqx.filter_jit
+@filter_jit
 def _fit_dragonnet(config: Dragonnet, data: CausalData, key, checked: bool = False):
     x, t, y = binary_arrays(data, "Dragonnet", checked=checked)
     k_body, k_prop, k_train = jr.split(key, 3)

@@ -11,6 +11,7 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import nn, train
+from .._compile import filter_jit
 from .._data import CausalData
 from ._base import (
     AbstractFittedTE,
@@ -111,7 +112,7 @@ def _kgcm_loss(model, data, weights, *, key):
     return loss
 
 
-@eqx.filter_jit
+@filter_jit
 def _fit_kgcm(config: KGCMVAE, data: CausalData, key, checked: bool = False):
     x, t, y = binary_arrays(data, "KGCMVAE", checked=checked)
     w = as_windows(x, config.window, config.n_vars, "KGCMVAE")

@@ -11,6 +11,7 @@ import jax.random as jr
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import nn, train
+from .._compile import filter_jit
 from .._data import CausalData
 from ._base import (
     AbstractFittedTE,
@@ -91,7 +92,7 @@ def _arm_weights(t: Array) -> Array:
     return t / (2.0 * u) + (1.0 - t) / (2.0 * (1.0 - u))
 
 
-@eqx.filter_jit
+@filter_jit
 def _fit_cfr(config: CFR, data: CausalData, key, checked: bool = False):
     x, t, y = binary_arrays(data, type(config).__name__, checked=checked)
     k_init, k_train = jr.split(key)

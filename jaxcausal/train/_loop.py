@@ -20,6 +20,7 @@ import optax
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 
 from .._checks import check_weights, is_concrete
+from .._compile import filter_jit
 from ._progress import progress_bar, report_progress
 
 LossFn = Callable[..., Float[Array, ""]]
@@ -207,10 +208,10 @@ def _check_args(max_steps, batch_size, eval_every, patience):
         raise ValueError(f"patience must be at least 1 (or None), got {patience}")
 
 
-_fit_one_jit = eqx.filter_jit(_fit_one)
+_fit_one_jit = filter_jit(_fit_one)
 
 
-@eqx.filter_jit
+@filter_jit
 def _fit_many(loss_fn, models, data, optimiser, keys, weights, val_weights, *static_args):
     def one(model, key, w, vw):
         return _fit_one(loss_fn, model, data, optimiser, key, w, vw, *static_args)
