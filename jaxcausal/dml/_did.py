@@ -122,7 +122,8 @@ class DID(AbstractDML):
         y_b = broadcast_to_krn(data.y, 1, n_rep)
         d_b = broadcast_to_krn(d, 1, n_rep)
         groups = {"ml_g0": 1.0 - d, "ml_g1": d}
-        preds = fit_outcome_models(self.ml_g, xs, y_b, train, test, groups, key, external)
+        preds = fit_outcome_models(self.ml_g, xs, y_b, train, test, groups, key, external,
+                                   stacked=False)
         checks = {f"finite:{name}": all_finite(p) for name, p in preds.items()}
         losses = {
             name: nuisance_loss(y_b, preds[name], rows, False) for name, rows in groups.items()
@@ -161,13 +162,18 @@ class DID(AbstractDML):
         return sensitivity_from_riesz(y_b, g_hat, alpha, m_alpha)
 
 
-def fit_outcome_models(learner, xs, y_b, train, test, groups, key, external):
+def fit_outcome_models(learner, xs, y_b, train, test, groups, key, external, *,
+                       stacked: bool = True):
     """Out-of-fold outcome regressions, one per group of rows (`{name: 0/1 rows (k, n) or (k,
     n_rep, n)}`).
 
-    The groups a learner must fit are stacked as extra repetitions (the fold masks times each
-    group's rows), so that all of them are one batched fit (one trace, one compiled `vmap`)
-    that shares the covariate matrix, instead of one fit per group.
+    With `stacked`, the groups a learner must fit are stacked as extra repetitions (the fold
+    masks times each group's rows), so that all of them are one batched fit (one trace, one
+    compiled `vmap`) that shares the covariate matrix: right for many groups (DIDMulti's
+    group-time cells). Without, each group is one cross-fit with `key` (common random numbers
+    with the propensity): for two or four groups beside a propensity of the same batch shape
+    that compiles faster, as XLA compiles kernels of equal shapes once (DID with MLP nuisances,
+    n = 1000: first call 6.1 s -> 4.9 s, warm 1.46 s -> 1.33 s; DIDCS 7.7 s -> 6.7 s).
     """
     todo = [name for name in groups if name not in external]
     preds = {name: external[name] for name in groups if name in external}
@@ -180,9 +186,13 @@ def fit_outcome_models(learner, xs, y_b, train, test, groups, key, external):
             rows = groups[name]
             rows = rows[:, None, :] if rows.ndim == 2 else rows
             masks.append(train * rows[:, :, None, :])
-        stacked = crossfit_stacked(learner, xs, [y_b] * len(todo), masks, test, key)
-        for i, name in enumerate(todo):
-            preds[name] = stacked[:, i * n_rep:(i + 1) * n_rep]
+        if not stacked:
+            for name, mask in zip(todo, masks, strict=True):
+                preds[name] = crossfit(learner, xs, y_b, mask, test, key)
+        else:
+            stacked = crossfit_stacked(learner, xs, [y_b] * len(todo), masks, test, key)
+            for i, name in enumerate(todo):
+                preds[name] = stacked[:, i * n_rep:(i + 1) * n_rep]
     return {name: preds[name] for name in groups}
 
 

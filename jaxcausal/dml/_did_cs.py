@@ -90,7 +90,8 @@ class DIDCS(AbstractDML):
         y_b = broadcast_to_krn(data.y, 1, n_rep)
         d_b, t_b = broadcast_to_krn(d, 1, n_rep), broadcast_to_krn(t, 1, n_rep)
         rows = {f"ml_g_{c}": r for c, r in _cell_rows(d, t).items()}
-        preds = fit_outcome_models(self.ml_g, xs, y_b, train, test, rows, key, external)
+        preds = fit_outcome_models(self.ml_g, xs, y_b, train, test, rows, key, external,
+                                   stacked=False)
         checks = {f"finite:{name}": all_finite(p) for name, p in preds.items()}
         losses = {name: nuisance_loss(y_b, preds[name], r, False) for name, r in rows.items()}
         for name, r in rows.items():

