@@ -28,6 +28,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from .._checks import as_float_array, check_finite, check_ndim
 from .._data import CausalData
 from ..learners import AbstractLearner, AbstractPredictor
+from ..learners._base import sequential_under_vmap
 from ._inference import aggregate, normal_quantile
 from ._irm import IRM
 from ._plr import PLR
@@ -48,9 +49,13 @@ def _signal(model: PLR | IRM, res: DMLResult, data: CausalData) -> tuple[Array, 
     return y_tilde, d_tilde
 
 
+# one matrix at a time under vmap: batched LAPACK kernels can deadlock XLA's CPU thread pool
+_pinv = sequential_under_vmap(jnp.linalg.pinv)
+
+
 def _ols_hc0(y: Float[Array, " n"], b: Float[Array, "n q"]) -> tuple[Array, Array]:
     """Least squares coefficients and their HC0 covariance."""
-    bread = jnp.linalg.pinv(b.T @ b)
+    bread = _pinv(b.T @ b)
     coef = bread @ (b.T @ y)
     resid = y - b @ coef
     meat = (b * (resid**2)[:, None]).T @ b

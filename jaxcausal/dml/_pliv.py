@@ -13,6 +13,7 @@ from jaxtyping import Array, Float
 from .._checks import check_binary, is_concrete
 from .._data import CausalData
 from ..learners import AbstractLearner
+from ..learners._base import sequential_under_vmap
 from ._base import (
     AbstractDML,
     Nuisance,
@@ -27,13 +28,16 @@ from ._crossfit import binary_strata, crossfit, nuisance_loss
 from ._plr import _check_common
 from ._scores import AbstractPartiallyLinearScore, PartiallingOut
 
+# one matrix at a time under vmap: batched LAPACK kernels can deadlock XLA's CPU thread pool
+_lstsq = sequential_under_vmap(jnp.linalg.lstsq)
+
 
 def _project(w_hat: Float[Array, " n"], v_hat: Float[Array, "n m"]) -> Float[Array, " n"]:
     """Fitted values of the least-squares regression (with intercept) of `w_hat` on `v_hat`."""
     v_mean = jnp.mean(v_hat, axis=0)
     w_mean = jnp.mean(w_hat)
     vc = v_hat - v_mean[None, :]
-    coef = jnp.linalg.lstsq(vc, w_hat - w_mean)[0]
+    coef = _lstsq(vc, w_hat - w_mean)[0]
     return w_mean + vc @ coef
 
 

@@ -17,6 +17,7 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from .._checks import as_float_array, check_finite, check_weights, is_concrete
 from .._compile import jit
+from ..learners._base import sequential_under_vmap
 from ..nn import MLP
 from ..train import fit_ensemble, weighted_mean
 from ._mechanisms import AdditiveNoiseMLPProgram, LinearGaussianProgram
@@ -45,6 +46,10 @@ def data_matrix(scm: SCM, data: Any, argument: str = "data") -> Float[Array, "n 
     return check_finite(x, argument)
 
 
+# one node at a time under vmap: batched LAPACK kernels can deadlock XLA's CPU thread pool
+_solve = sequential_under_vmap(jnp.linalg.solve)
+
+
 @jit
 def _fit_linear(x, w, mask):
     # Weighted least squares per node on [1, parents]; non-parent columns get an identity row in
@@ -56,7 +61,7 @@ def _fit_linear(x, w, mask):
         keep = jnp.concatenate([jnp.ones((1,), bool), mj])
         xd = jnp.where(keep[None, :], design, 0.0)
         a = (xd * w[:, None]).T @ xd + jnp.diag(jnp.where(keep, 0.0, 1.0))
-        beta = jnp.linalg.solve(a, (xd * w[:, None]).T @ y)
+        beta = _solve(a, (xd * w[:, None]).T @ y)
         resid = y - xd @ beta
         return beta, jnp.sqrt(weighted_mean(resid**2, w))
 
