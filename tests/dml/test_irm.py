@@ -1,6 +1,8 @@
 """IRM: exact parity with DoubleML 0.11 (same data, same folds, float64)."""
 
 import doubleml
+import jax
+import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
@@ -82,3 +84,23 @@ def test_each_network_nuisance_is_its_own_crossfit_with_the_fold_keys(model_name
         np.testing.assert_array_equal(np.asarray(part.predictions[name]),
                                       np.asarray(full.predictions[name]), err_msg=name)
     np.testing.assert_allclose(np.asarray(part.theta), np.asarray(full.theta), rtol=1e-12)
+
+
+def test_irm_float32_on_badly_scaled_covariates(irm_data):
+    """The float64 fit repeated in float32 (JAX's default) with the covariates scaled from 1e-3
+    to 1e5, on the same folds: the learners standardise inside the fit, so theta moves by far
+    less than its standard error (observed 3e-6 se; asserted 1e-3 se) and the se by less than
+    1e-3 relative (observed 3e-6)."""
+    x = np.asarray(irm_data.x) * np.logspace(-3, 5, irm_data.x.shape[-1])
+    y, d = np.asarray(irm_data.y), np.asarray(irm_data.t)
+    est = jc.dml.IRM(jc.learners.Linear(), jc.learners.Logistic(), n_folds=3, n_rep=2)
+    res64 = est.fit(jc.CausalData(y, d, x), key=jr.key(0))
+    folds = np.asarray(res64.folds, np.int32)
+    with jax.enable_x64(False):
+        data32 = jc.CausalData(y.astype(np.float32), d.astype(np.float32), x.astype(np.float32))
+        res32 = est.fit(data32, key=jr.key(0), folds=folds)
+        assert res32.theta_rep.dtype == jnp.float32
+        theta32, se32 = np.asarray(res32.theta_rep, float), np.asarray(res32.se_rep, float)
+    se64 = np.asarray(res64.se_rep)
+    np.testing.assert_array_less(np.abs(theta32 - np.asarray(res64.theta_rep)), 1e-3 * se64)
+    np.testing.assert_allclose(se32, se64, rtol=1e-3)
