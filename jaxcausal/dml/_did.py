@@ -172,8 +172,9 @@ def fit_outcome_models(learner, xs, y_b, train, test, groups, key, external, *,
     compiled `vmap`) that shares the covariate matrix: right for many groups (DIDMulti's
     group-time cells). Without, each group is one cross-fit with `key` (common random numbers
     with the propensity): for two or four groups beside a propensity of the same batch shape
-    that compiles faster, as XLA compiles kernels of equal shapes once (DID with MLP nuisances,
-    n = 1000: first call 6.1 s -> 4.9 s, warm 1.46 s -> 1.33 s; DIDCS 7.7 s -> 6.7 s).
+    that measured faster to compile (DID with MLP nuisances, n = 1000: first call 6.1 s ->
+    4.9 s, warm 1.46 s -> 1.33 s; DIDCS 7.7 s -> 6.7 s), presumably because XLA reuses the
+    code of equal-shaped kernels.
     """
     todo = [name for name in groups if name not in external]
     preds = {name: external[name] for name in groups if name in external}
