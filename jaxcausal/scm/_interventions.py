@@ -230,7 +230,9 @@ _LOCATION_SCALE = (
 def _standard_icdf(fn: Any, u: Array) -> Array | None:
     """Inverse CDF of the standard member of `fn`'s location-scale family (None: no closed form)."""
     if isinstance(fn, dist.Normal):
-        return jax.scipy.special.ndtri(u)
+        # sqrt(2) erfinv(2u - 1) = ndtri(u), at a fraction of the cost; exact input for the
+        # grid midpoints of `unit_uniforms` (2u - 1 is representable).
+        return jnp.sqrt(jnp.asarray(2.0, u.dtype)) * jax.lax.erf_inv(2.0 * u - 1.0)
     if isinstance(fn, dist.Laplace):
         c = u - 0.5
         return -jnp.sign(c) * jnp.log1p(-2.0 * jnp.abs(c))

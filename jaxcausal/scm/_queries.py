@@ -15,7 +15,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, Real
 from .._checks import as_float_array
 from .._compile import filter_jit
 from ._interventions import AbstractIntervention, Do, Shift
-from ._scm import SCM, _sample_impl, unit_keys, unit_uniforms
+from ._scm import SCM, _sample_impl, noise_vmaps, unit_keys, unit_uniforms
 
 
 @eqx.debug.assert_max_traces(max_traces=None)
@@ -54,10 +54,11 @@ def _batched_impl(
         return unit_uniforms(unit_keys(k)[1], n, d)
 
     def block(args):
-        # The noise of a block of rows is drawn one row at a time (a `lax.map`, not batched):
-        # threefry bits for a vmapped batch of keys are several times slower on a CPU.
+        # Philox noise is drawn for the whole block at once (`vmap`); JAX's threefry one row at
+        # a time (a `lax.map`): its bits for a vmapped batch of keys are slower on a CPU.
         rows, ks = args
-        return jax.vmap(one)(rows, ks, jax.lax.map(noise, ks))
+        u = jax.vmap(noise)(ks) if noise_vmaps() else jax.lax.map(noise, ks)
+        return jax.vmap(one)(rows, ks, u)
 
     if chunk is None or chunk >= m:
         return block((values, keys))

@@ -13,6 +13,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, Real
 from numpyro import handlers
 
 from .._compile import filter_jit
+from .._philox import philox_uniform, uniform_from_words
 from ._graph import Graph
 from ._interventions import AbstractIntervention, Do, Runner, Shift, Soft
 
@@ -62,35 +63,39 @@ def broadcast_interventions(
     return jax.tree.map(to_n, interventions)
 
 
-BULK_NOISE_IMPL = "threefry2x32"
-"""The PRNG that draws the bulk noise of `sample` (the `(n, d)` uniforms): JAX's default.
+BULK_NOISE_IMPL = "philox4x32"
+"""The generator of the bulk noise of `sample` (the `(n, d)` uniforms): Philox4x32-10.
 
-`benchmarks/scm_noise_prng.py` compares JAX's implementations on this work. On a CPU the cost is
-not the generator but batching: threefry bits drawn for a `vmap`ped batch of keys were 7x slower
-than the same bits drawn one key at a time (2.98 s against 0.43 s for 200 x 10,000 x 20
-uniforms, loaded 2-core machine), and `rbg`/`unsafe_rbg` (XLA's `RngBitGenerator`) were slower
-than unbatched threefry (1.7 s and 1.6 s) and not `vmap`-invariant. So batched queries draw each
-intervention's noise unbatched (a `lax.map` over keys), with threefry, which keeps the strongest
-guarantees (a cryptographic counter-based hash; the same key gives the same noise, in a loop, under
-`vmap` or sharded). Another implementation can be tried by setting this name (benchmarks only).
+`benchmarks/scm_noise_prng.py` compares the candidates on the 1000-intervention query of
+`scm_interventions.py`. On a CPU the bulk noise is most of a sampling query's time, and JAX's
+threefry costs 6-7 ns per float32 word (drawn one key at a time; 7x more for a `vmap`ped batch of
+keys), `rbg`/`unsafe_rbg` (XLA's `RngBitGenerator`) more. Philox4x32-10 written as elementwise
+32-bit arithmetic (`jaxcausal/_philox.py`) costs 3-5 ns per word and stays fast under `vmap`, so
+batched queries draw the noise of a chunk of interventions in one batch. Its numbers are a pure
+function of the key and the shape (the same in a loop, under `vmap` or sharded) and it passes
+BigCrush (Salmon et al. 2011). The name of a JAX PRNG implementation (`"threefry2x32"`, `"rbg"`,
+`"unsafe_rbg"`) selects that one instead (benchmarks only; its noise is then drawn one key at a
+time in batched queries).
 """
 
 
-def bulk_noise_key(key: PRNGKeyArray) -> PRNGKeyArray:
-    """The `BULK_NOISE_IMPL` key derived from `key` (any implementation) by 128 random bits."""
-    if BULK_NOISE_IMPL == "threefry2x32":  # JAX's default: `key` itself
-        return key
-    return jr.wrap_key_data(jr.bits(key, (4,), jnp.uint32), impl=BULK_NOISE_IMPL)
+def noise_vmaps() -> bool:
+    """Whether batched queries draw their noise under `vmap` (fast for Philox) or one key at a
+    time with `lax.map` (faster for JAX's threefry on a CPU)."""
+    return BULK_NOISE_IMPL == "philox4x32"
 
 
 def unit_uniforms(key: PRNGKeyArray, n: int, d: int) -> Float[Array, "n d"]:
-    """The `(n, d)` uniforms in `(0, 1)` that drive the location-scale sites of `n` units.
-
-    Batched callers draw these with `lax.map` (one key at a time), which is several times faster
-    on a CPU than drawing them for a `vmap`ped batch of keys (see `BULK_NOISE_IMPL`).
-    """
-    tiny = jnp.finfo(jnp.result_type(float)).tiny
-    return jr.uniform(bulk_noise_key(key), (n, d), minval=tiny, maxval=1.0)
+    """The `(n, d)` uniforms in `(0, 1)` that drive the location-scale sites of `n` units: the
+    midpoints of a grid of `2^23` (float32) or `2^52` (float64) cells (`uniform_from_words`), from
+    `BULK_NOISE_IMPL`'s words for `key`."""
+    if BULK_NOISE_IMPL == "philox4x32":
+        return philox_uniform(key, (n, d))
+    dtype = jnp.result_type(float)
+    k = key if BULK_NOISE_IMPL == "threefry2x32" else jr.wrap_key_data(
+        jr.bits(key, (4,), jnp.uint32), impl=BULK_NOISE_IMPL)
+    words = jr.bits(k, (n * d * (2 if dtype == jnp.float64 else 1),), jnp.uint32)
+    return uniform_from_words(words, (n, d), dtype)
 
 
 def unit_keys(key: PRNGKeyArray) -> tuple[PRNGKeyArray, PRNGKeyArray]:
