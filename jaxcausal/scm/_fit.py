@@ -42,7 +42,12 @@ def data_matrix(scm: SCM, data: Any, argument: str = "data") -> Float[Array, "n 
     shapes = {v: tuple(a.shape) for v, a in zip(scm.graph.names, arrs)}
     if any(len(s) != 1 for s in shapes.values()) or len(set(shapes.values())) != 1:
         raise ValueError(f"{argument} columns must be 1-d arrays of one length; got {shapes}")
-    x = jnp.stack(arrs, axis=1)
+    if all(is_concrete(a) for a in arrs):
+        # stacked on the host: an eager `jnp.stack` compiles a program in every new process
+        x = jax.device_put(np.stack([np.asarray(a) for a in arrs], axis=1).astype(
+            jnp.result_type(*arrs)))
+    else:
+        x = jnp.stack(arrs, axis=1)
     return check_finite(x, argument)
 
 
@@ -144,12 +149,18 @@ def _fit_mlp(program: AdditiveNoiseMLPProgram, x, w, key, cfg):
     )
 
 
+def _constant_columns(xp, x, w):
+    mu = xp.sum(x * w[:, None], axis=0) / xp.sum(w)
+    var = xp.sum((x - mu[None, :]) ** 2 * w[:, None], axis=0) / xp.sum(w)
+    return var <= (jnp.finfo(x.dtype).eps * xp.maximum(xp.abs(mu), 1.0)) ** 2
+
+
 def _check_not_constant(x: Array, w: Array, names: tuple[str, ...]) -> Array:
-    mu = jnp.sum(x * w[:, None], axis=0) / jnp.sum(w)
-    var = jnp.sum((x - mu[None, :]) ** 2 * w[:, None], axis=0) / jnp.sum(w)
-    constant = var <= (jnp.finfo(x.dtype).eps * jnp.maximum(jnp.abs(mu), 1.0)) ** 2
-    if is_concrete(constant):
-        bad = [v for v, c in zip(names, np.asarray(constant)) if c]
+    if is_concrete(x) and is_concrete(w):
+        # on the host, in the data's precision: eager `jnp` would compile a dozen small programs
+        xn = np.asarray(x)
+        constant = _constant_columns(np, xn, np.asarray(w, dtype=xn.dtype))
+        bad = [v for v, c in zip(names, constant) if c]
         if bad:
             raise ValueError(
                 f"data columns {bad} are constant (on the rows with positive weight); a constant "
@@ -157,6 +168,7 @@ def _check_not_constant(x: Array, w: Array, names: tuple[str, ...]) -> Array:
                 "it or condition on it"
             )
         return x
+    constant = _constant_columns(jnp, x, w)
     return eqx.error_if(x, jnp.any(constant), "data has a constant column")
 
 
@@ -198,7 +210,10 @@ def fit(
     n, d = x.shape
     if n < d + 2:
         raise ValueError(f"data must have at least {d + 2} rows to fit {d} mechanisms; got {n}")
-    w = jnp.ones((n,), x.dtype) if weights is None else check_weights(weights, n, "weights")
+    if weights is None:
+        w = jax.device_put(np.ones((n,), x.dtype)) if is_concrete(x) else jnp.ones((n,), x.dtype)
+    else:
+        w = check_weights(weights, n, "weights")
     x = _check_not_constant(x, w, template.graph.names)
     if isinstance(program, LinearGaussianProgram):
         mask = jnp.asarray(np.asarray(template.graph.adjacency))

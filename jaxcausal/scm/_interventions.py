@@ -9,6 +9,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro.distributions as dist
 from jaxtyping import Array
 from numpyro.primitives import Messenger
@@ -25,7 +26,8 @@ def _as_values(values: Any, argument: str) -> dict[str, Array] | None:
         )
     out = {str(k): as_float_array(v, f"{argument}[{k!r}]") for k, v in values.items()}
     for k, v in out.items():
-        if is_concrete(v) and bool(jnp.any(jnp.isinf(v))):
+        # on the host: an eager `jnp` check would compile a program in every new process
+        if is_concrete(v) and bool(np.isinf(np.asarray(v)).any()):
             raise ValueError(f"{argument}[{k!r}] is infinite; intervention values must be finite "
                              "(NaN leaves a node alone)")
     return out

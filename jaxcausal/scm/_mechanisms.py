@@ -53,6 +53,11 @@ def _parent_mask(graph: Graph) -> np.ndarray:
     return graph.adjacency.astype(bool)
 
 
+def _host(a: np.ndarray) -> Array:
+    """A host array as a JAX array of the default float type, cast on the host (no program)."""
+    return jax.device_put(np.asarray(a, dtype=jax.dtypes.canonicalize_dtype(float)))
+
+
 class LinearGaussianProgram(AbstractProgram):
     r"""$x_j = b_j + \sum_{i \in pa(j)} W_{ij} x_i + \sigma_j \varepsilon_j$.
 
@@ -102,10 +107,14 @@ class LinearGaussian(AbstractMechanism):
 
     def init(self, graph: Graph, *, key: PRNGKeyArray | None = None) -> LinearGaussianProgram:
         d = graph.n_nodes
-        mask = jnp.asarray(_parent_mask(graph), dtype=float)
-        w = jnp.zeros((d, d)) if key is None else jr.normal(key, (d, d)) * mask
+        # Constants are made on the host and transferred (`_host`): eager `jnp.zeros`/`ones`
+        # compile a small program each in every new process.
+        if key is None:
+            w = _host(np.zeros((d, d)))
+        else:
+            w = jr.normal(key, (d, d)) * _host(_parent_mask(graph))
         return LinearGaussianProgram(
-            graph=graph, weights=w, bias=jnp.zeros((d,)), scale=jnp.ones((d,))
+            graph=graph, weights=w, bias=_host(np.zeros((d,))), scale=_host(np.ones((d,)))
         )
 
 
@@ -185,10 +194,10 @@ class AdditiveNoiseMLP(AbstractMechanism):
         mlps = eqx.filter_vmap(
             lambda k: MLP(d, "scalar", self.width, self.depth, activation=self.activation, key=k)
         )(keys)
-        ones, zeros = jnp.ones((d,)), jnp.zeros((d,))
+        ones, zeros = _host(np.ones((d,))), _host(np.zeros((d,)))
         mask = jnp.asarray(_parent_mask(graph).T)
         return AdditiveNoiseMLPProgram(
-            graph=graph, mlps=mlps, linear=jnp.zeros((d, d)), mask=mask, in_loc=zeros,
+            graph=graph, mlps=mlps, linear=_host(np.zeros((d, d))), mask=mask, in_loc=zeros,
             in_scale=ones, out_loc=zeros, out_scale=ones, scale=ones, config=self,
         )
 
