@@ -23,8 +23,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._checks import is_concrete
 from .._compile import jit
 
 # DoubleML aggregates standard errors through the upper bound of a 95% interval with this value.
@@ -43,15 +45,36 @@ def solve_linear_score(
     return theta, jnp.sqrt(var), psi
 
 
-@jit
+def on_host(*arrays) -> bool:
+    """Whether every argument holds concrete values (the small summaries of a result are then
+    computed with NumPy: eager JAX operations, or a `jit`, would compile in every new process)."""
+    return all(is_concrete(a) for a in arrays)
+
+
+def to_device(value, dtype) -> Array:
+    """A host result as a JAX array of `dtype` (a transfer, no compiled program)."""
+    return jax.device_put(np.asarray(value, dtype=dtype))
+
+
+def _aggregate(xp, theta_rep, se_rep):
+    theta = xp.median(theta_rep, axis=-1)
+    upper = xp.median(theta_rep + _AGG_CRITICAL * se_rep, axis=-1)
+    return theta, (upper - theta) / _AGG_CRITICAL
+
+
+_aggregate_jit = jit(lambda theta_rep, se_rep: _aggregate(jnp, theta_rep, se_rep))
+
+
 def aggregate(
     theta_rep: Float[Array, "*b n_rep"], se_rep: Float[Array, "*b n_rep"]
 ) -> tuple[Float[Array, "*b"], Float[Array, "*b"]]:
-    """Median aggregation over repetitions with DoubleML's standard-error rule (one compiled
-    call: on concrete results the eager operations would each compile on first use)."""
-    theta = jnp.median(theta_rep, axis=-1)
-    upper = jnp.median(theta_rep + _AGG_CRITICAL * se_rep, axis=-1)
-    return theta, (upper - theta) / _AGG_CRITICAL
+    """Median aggregation over repetitions with DoubleML's standard-error rule (with NumPy in the
+    results' precision on concrete values, one compiled call on traced ones)."""
+    if on_host(theta_rep, se_rep):
+        dtype = jnp.result_type(theta_rep, se_rep)
+        t, s = np.asarray(theta_rep, dtype), np.asarray(se_rep, dtype)
+        return tuple(to_device(v, dtype) for v in _aggregate(np, t, s))
+    return _aggregate_jit(theta_rep, se_rep)
 
 
 def normal_quantile(level: float) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,23 +22,46 @@ from ._inference import (
     aggregate,
     bootstrap_t_stats,
     normal_quantile,
+    on_host,
+    to_device,
 )
 
 
-# Compiled helpers for the properties: on a concrete result, eager operations would each compile
-# on their first use in a process.
+# Helpers for the properties: NumPy on a concrete result (eager JAX operations, or a `jit`, would
+# compile in every new process), one compiled call on a traced one.
 @jit
-def _t_and_pvalue(theta_rep: Array, se_rep: Array) -> tuple[Array, Array]:
+def _t_and_pvalue_jit(theta_rep: Array, se_rep: Array) -> tuple[Array, Array]:
     theta, se = aggregate(theta_rep, se_rep)
     t = theta / se
     return t, 2.0 * jax.scipy.stats.norm.sf(jnp.abs(t))
 
 
-@jit
-def _median_interval(theta_rep: Array, se_rep: Array, z) -> Array:
-    lower = jnp.median(theta_rep - z * se_rep, axis=-1)
-    upper = jnp.median(theta_rep + z * se_rep, axis=-1)
-    return jnp.stack([lower, upper], axis=-1)
+def _t_and_pvalue(theta_rep: Array, se_rep: Array) -> tuple[Array, Array]:
+    if not on_host(theta_rep, se_rep):
+        return _t_and_pvalue_jit(theta_rep, se_rep)
+    theta, se = aggregate(theta_rep, se_rep)
+    dtype = theta.dtype
+    t = np.asarray(theta) / np.asarray(se)
+    # 2 sf(|t|) = erfc(|t| / sqrt 2), in float64 on the host
+    p = np.vectorize(math.erfc, otypes=[np.float64])(np.abs(t.astype(np.float64)) / math.sqrt(2))
+    return to_device(t, dtype), to_device(p, dtype)
+
+
+def _median_interval_xp(xp, theta_rep, se_rep, z):
+    lower = xp.median(theta_rep - z * se_rep, axis=-1)
+    upper = xp.median(theta_rep + z * se_rep, axis=-1)
+    return xp.stack([lower, upper], axis=-1)
+
+
+_median_interval_jit = jit(lambda t, s, z: _median_interval_xp(jnp, t, s, z))
+
+
+def _median_interval(theta_rep: Array, se_rep: Array, z: float) -> Array:
+    if not on_host(theta_rep, se_rep):
+        return _median_interval_jit(theta_rep, se_rep, z)
+    dtype = jnp.result_type(theta_rep, se_rep)
+    t, s = np.asarray(theta_rep, dtype), np.asarray(se_rep, dtype)
+    return to_device(_median_interval_xp(np, t, s, dtype.type(z)), dtype)
 
 
 def _ci_columns(level: float) -> list[str]:
