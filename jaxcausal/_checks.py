@@ -35,6 +35,14 @@ def as_float_array(value: Any, name: str) -> jax.Array:
     return arr
 
 
+def to_device(value: Any, dtype: Any = None) -> jax.Array:
+    """A host value as a JAX array of `dtype` (default: JAX's default float type), cast with NumPy
+    and transferred: unlike `jnp.asarray(..., dtype)` or `jnp.zeros`, it compiles no program (an
+    eager JAX operation compiles one on its first use in every process)."""
+    dtype = jax.dtypes.canonicalize_dtype(float if dtype is None else dtype)
+    return jax.device_put(np.asarray(value, dtype=dtype))
+
+
 def check_finite(arr: jax.Array, name: str) -> jax.Array:
     """Raises if `arr` holds NaN or infinite values.
 

@@ -26,7 +26,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._checks import is_concrete
+from .._checks import is_concrete, to_device
 from .._compile import jit
 
 # DoubleML aggregates standard errors through the upper bound of a 95% interval with this value.
@@ -49,11 +49,6 @@ def on_host(*arrays) -> bool:
     """Whether every argument holds concrete values (the small summaries of a result are then
     computed with NumPy: eager JAX operations, or a `jit`, would compile in every new process)."""
     return all(is_concrete(a) for a in arrays)
-
-
-def to_device(value, dtype) -> Array:
-    """A host result as a JAX array of `dtype` (a transfer, no compiled program)."""
-    return jax.device_put(np.asarray(value, dtype=dtype))
 
 
 def _aggregate(xp, theta_rep, se_rep):

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from .._checks import is_concrete
+from .._checks import is_concrete, to_device
 from .._compile import jit
 from ._checks import is_warning, report
 from ._inference import (
@@ -23,7 +23,6 @@ from ._inference import (
     bootstrap_t_stats,
     normal_quantile,
     on_host,
-    to_device,
 )
 
 

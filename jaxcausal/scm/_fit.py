@@ -15,7 +15,7 @@ import optax
 import pandas as pd
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from .._checks import as_float_array, check_finite, check_weights, is_concrete
+from .._checks import as_float_array, check_finite, check_weights, is_concrete, to_device
 from .._compile import jit
 from ..learners._base import sequential_under_vmap
 from ..nn import MLP
@@ -211,7 +211,7 @@ def fit(
     if n < d + 2:
         raise ValueError(f"data must have at least {d + 2} rows to fit {d} mechanisms; got {n}")
     if weights is None:
-        w = jax.device_put(np.ones((n,), x.dtype)) if is_concrete(x) else jnp.ones((n,), x.dtype)
+        w = to_device(np.ones((n,)), x.dtype) if is_concrete(x) else jnp.ones((n,), x.dtype)
     else:
         w = check_weights(weights, n, "weights")
     x = _check_not_constant(x, w, template.graph.names)

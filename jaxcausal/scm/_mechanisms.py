@@ -20,6 +20,7 @@ import numpyro.distributions as dist
 import pandas as pd
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
+from .._checks import to_device
 from ..nn import MLP
 from ._graph import Graph
 
@@ -51,11 +52,6 @@ class AbstractProgram(eqx.Module):
 
 def _parent_mask(graph: Graph) -> np.ndarray:
     return graph.adjacency.astype(bool)
-
-
-def _host(a: np.ndarray) -> Array:
-    """A host array as a JAX array of the default float type, cast on the host (no program)."""
-    return jax.device_put(np.asarray(a, dtype=jax.dtypes.canonicalize_dtype(float)))
 
 
 class LinearGaussianProgram(AbstractProgram):
@@ -107,14 +103,14 @@ class LinearGaussian(AbstractMechanism):
 
     def init(self, graph: Graph, *, key: PRNGKeyArray | None = None) -> LinearGaussianProgram:
         d = graph.n_nodes
-        # Constants are made on the host and transferred (`_host`): eager `jnp.zeros`/`ones`
+        # Constants are made on the host and transferred (`to_device`): eager `jnp.zeros`/`ones`
         # compile a small program each in every new process.
         if key is None:
-            w = _host(np.zeros((d, d)))
+            w = to_device(np.zeros((d, d)))
         else:
-            w = jr.normal(key, (d, d)) * _host(_parent_mask(graph))
+            w = jr.normal(key, (d, d)) * to_device(_parent_mask(graph))
         return LinearGaussianProgram(
-            graph=graph, weights=w, bias=_host(np.zeros((d,))), scale=_host(np.ones((d,)))
+            graph=graph, weights=w, bias=to_device(np.zeros((d,))), scale=to_device(np.ones((d,)))
         )
 
 
@@ -194,10 +190,10 @@ class AdditiveNoiseMLP(AbstractMechanism):
         mlps = eqx.filter_vmap(
             lambda k: MLP(d, "scalar", self.width, self.depth, activation=self.activation, key=k)
         )(keys)
-        ones, zeros = _host(np.ones((d,))), _host(np.zeros((d,)))
+        ones, zeros = to_device(np.ones((d,))), to_device(np.zeros((d,)))
         mask = jnp.asarray(_parent_mask(graph).T)
         return AdditiveNoiseMLPProgram(
-            graph=graph, mlps=mlps, linear=_host(np.zeros((d, d))), mask=mask, in_loc=zeros,
+            graph=graph, mlps=mlps, linear=to_device(np.zeros((d, d))), mask=mask, in_loc=zeros,
             in_scale=ones, out_loc=zeros, out_scale=ones, scale=ones, config=self,
         )
 
